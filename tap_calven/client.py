@@ -216,15 +216,15 @@ class CalvenAPI:
     """The run's connection to Calven: shared by every stream and every fetching thread."""
 
     def __init__(self, config: Mapping[str, Any], *, logger: Logger) -> None:
-        self.base_url = str(config.get("api_url") or "https://api.calven.com").rstrip("/")
-        self.max_retries = int(config.get("max_retries", 8))
-        self.timeout = float(config.get("request_timeout", 300))
+        self.base_url = str(config["api_url"]).rstrip("/")
+        self.max_retries = int(config["max_retries"])
+        self.timeout = float(config["request_timeout"])
         self.logger = logger
         self.headers = {"User-Agent": str(config["user_agent"]), "Accept": "application/json"}
         if config.get("region"):
             self.headers["x-calven-region"] = str(config["region"])
         self.auth = CalvenAuth(
-            method=str(config.get("auth_method", "hmac")),
+            method=str(config["auth_method"]),
             api_key=str(config["api_key"]),
             api_secret=str(config["api_secret"]),
             post_json=self.post_json,
@@ -506,6 +506,11 @@ class CalvenStream(RESTStream[Any]):
         return self._tap_calven.api
 
     @property
+    def settings(self) -> dict[str, Any]:
+        """The config with defaults applied (the SDK's `config` leaves them out)."""
+        return self._tap_calven.settings
+
+    @property
     def request_path(self) -> str:
         """The token-family path, or the Basic family's: the only place the two differ."""
         return self.path + "/basic" if self.api.auth.method == "basic" else self.path
@@ -519,16 +524,16 @@ class CalvenStream(RESTStream[Any]):
 
     def window_range(self) -> tuple[dt.date, dt.date]:
         """The days to read this run: from the bookmark minus the lookback, or start_date."""
-        config = self.config
+        config = self.settings
         start = parse_day("Setting 'start_date'", config["start_date"])
         bookmark = self.stream_state.get("replication_key_value")
         if bookmark:
             resume = parse_day(f"The state bookmark of stream '{self.name}'", bookmark)
-            start = max(start, resume - dt.timedelta(days=int(config.get("lookback_days", 7))))
+            start = max(start, resume - dt.timedelta(days=int(config["lookback_days"])))
         if config.get("end_date"):
             end = parse_day("Setting 'end_date'", config["end_date"])
         else:
-            horizon = int(config.get("horizon_days", 14)) if self.reads_horizon else 0
+            horizon = int(config["horizon_days"]) if self.reads_horizon else 0
             end = self.api.today + dt.timedelta(days=horizon)
         return start, end
 
@@ -537,14 +542,14 @@ class CalvenStream(RESTStream[Any]):
         if not self.is_windowed:
             return [Request(params={})]
         filters = {
-            param: ",".join(self.config[setting])
+            param: ",".join(self.settings[setting])
             for param, setting in self.list_params.items()
-            if self.config.get(setting)
+            if self.settings.get(setting)
         }
-        locations = list(self.config.get("location_ids") or []) if self.per_location_param else []
+        locations = list(self.settings.get("location_ids") or []) if self.per_location_param else []
         start, end = self.window_range()
         plan = []
-        for first, last in date_windows(start, end, int(self.config.get("window_days", 30))):
+        for first, last in date_windows(start, end, int(self.settings["window_days"])):
             params = {"startDate": first.isoformat(), "endDate": last.isoformat(), **filters}
             window = (first, last)
             if not locations or self.per_location_param is None:
@@ -565,7 +570,7 @@ class CalvenStream(RESTStream[Any]):
             self.logger.info(
                 "%s: %d request(s) for %s..%s", self.name, len(plan), first[0], last[1]
             )
-        concurrency = int(self.config.get("max_concurrent_requests", 4))
+        concurrency = int(self.settings["max_concurrent_requests"])
         for fetch in fetch_in_order(plan, self._fetch, concurrency):
             count = 0
             try:

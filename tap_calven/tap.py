@@ -41,8 +41,8 @@ def _check_integer(config: Mapping[str, Any], name: str, low: int, high: int | N
     value = config.get(name)
     if value is None:
         return
-    in_range = low <= value and (high is None or value <= high)
-    if isinstance(value, bool) or not isinstance(value, int) or not in_range:
+    is_whole = isinstance(value, int) and not isinstance(value, bool)
+    if not is_whole or value < low or (high is not None and value > high):
         bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
         raise ConfigError(f"Setting '{name}' must be a whole number {bounds}, got {value!r}.")
 
@@ -241,7 +241,7 @@ class TapCalven(Tap):
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate with our own one-line messages instead of the SDK's multi-line dump."""
         try:
-            validate_settings(self.config)
+            validate_settings(self.settings)
         except ConfigError as exc:
             if raise_errors:
                 raise
@@ -249,9 +249,19 @@ class TapCalven(Tap):
         return []
 
     @cached_property
+    def settings(self) -> dict[str, Any]:
+        """The config with every unset setting at its documented default."""
+        defaults = {
+            name: schema["default"]
+            for name, schema in self.config_jsonschema["properties"].items()
+            if "default" in schema
+        }
+        return {**defaults, **{k: v for k, v in self.config.items() if v is not None}}
+
+    @cached_property
     def api(self) -> CalvenAPI:
         """The one connection to Calven for this run: session, token and retry policy."""
-        return CalvenAPI(self.config, logger=self.logger)
+        return CalvenAPI(self.settings, logger=self.logger)
 
     def discover_streams(self) -> list[Stream]:
         """Return the seven warehouse streams, in the order of Calven's docs."""

@@ -1,0 +1,189 @@
+"""The command line and the settings: --about, --discover, --version, --test, bad config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tap_calven import __version__
+from tap_calven.errors import ConfigError
+from tap_calven.sandbox import Sandbox
+from tap_calven.tap import TapCalven, validate_settings
+from tests.conftest import run_cli, sandbox_config
+
+SETTINGS = [
+    "api_key",
+    "api_secret",
+    "auth_method",
+    "api_url",
+    "region",
+    "start_date",
+    "end_date",
+    "lookback_days",
+    "horizon_days",
+    "window_days",
+    "location_ids",
+    "user_ids",
+    "max_concurrent_requests",
+    "max_retries",
+    "request_timeout",
+    "user_agent",
+]
+
+
+def test_about_lists_every_setting_with_default_enum_and_required(tmp_path: Path) -> None:
+    run = run_cli(tmp_path, None, "--about", "--format=json")
+    assert run.returncode == 0, run.stderr
+    about = json.loads(run.stdout)  # type: ignore[attr-defined]
+    assert about["version"] == __version__
+    properties = about["settings"]["properties"]
+    for name in [
+        *SETTINGS,
+        "stream_maps",
+        "flattening_enabled",
+        "batch_config",
+        "emit_activate_version_messages",
+    ]:
+        assert name in properties, name
+        if name in SETTINGS:
+            assert properties[name].get("description"), name
+    assert set(about["settings"]["required"]) == {"api_key", "api_secret", "start_date"}
+    assert properties["auth_method"]["enum"] == ["hmac", "client_secret", "basic"]
+    assert properties["auth_method"]["default"] == "hmac"
+    assert properties["region"]["enum"] == ["usce1", "ause1"]
+    assert properties["api_secret"]["writeOnly"] is True
+    defaults = {k: properties[k].get("default") for k in SETTINGS}
+    assert {
+        k: defaults[k]
+        for k in (
+            "lookback_days",
+            "horizon_days",
+            "window_days",
+            "max_concurrent_requests",
+            "max_retries",
+            "request_timeout",
+            "api_url",
+            "user_agent",
+        )
+    } == {
+        "lookback_days": 7,
+        "horizon_days": 14,
+        "window_days": 30,
+        "max_concurrent_requests": 4,
+        "max_retries": 8,
+        "request_timeout": 300,
+        "api_url": "https://api.calven.com",
+        "user_agent": f"tap-calven/{__version__}",
+    }
+    markdown = run_cli(tmp_path, None, "--about", "--format=markdown")
+    assert "| window_days |" in markdown.stdout  # type: ignore[attr-defined]
+
+
+def test_version_comes_from_package_metadata(tmp_path: Path) -> None:
+    run = run_cli(tmp_path, None, "--version")
+    assert run.returncode == 0
+    assert f"v{__version__}" in run.stdout + run.stderr  # type: ignore[attr-defined]
+    assert __version__ != "0.0.0"
+
+
+def test_discover_needs_no_config(tmp_path: Path) -> None:
+    run = run_cli(tmp_path, None, "--discover")
+    assert run.returncode == 0, run.stderr
+    catalog = json.loads(run.stdout)  # type: ignore[attr-defined]
+    entries = {s["tap_stream_id"]: s for s in catalog["streams"]}
+    assert set(entries) == {
+        "users",
+        "groups",
+        "locations",
+        "desks",
+        "bookings_attendance",
+        "presence",
+        "user_actions_log",
+    }
+    booking = entries["bookings_attendance"]
+    assert booking["replication_key"] == "day"
+    assert booking["key_properties"] == ["userId", "day"]
+    assert entries["presence"]["replication_key"] == "timestamp"
+    assert entries["users"].get("replication_method", "FULL_TABLE") == "FULL_TABLE"
+    for entry in entries.values():
+        for name, prop in entry["schema"]["properties"].items():
+            assert prop.get("description"), f"{entry['tap_stream_id']}.{name} has no description"
+
+
+def test_connection_test_reads_from_the_sandbox(tmp_path: Path, sandbox: Sandbox) -> None:
+    run = run_cli(tmp_path, sandbox_config(sandbox), "--test")
+    assert run.returncode == 0, run.stderr
+
+
+def good(sb: Sandbox) -> dict[str, Any]:
+    return sandbox_config(sb, start_date="2024-01-01")
+
+
+BAD_CONFIGS = [
+    ({"api_key": None}, "api_key"),
+    ({"api_secret": None}, "api_secret"),
+    ({"api_secret": ""}, "api_secret"),
+    ({"start_date": None}, "start_date"),
+    ({"start_date": "2024-02-30"}, "start_date"),
+    ({"start_date": "last week"}, "start_date"),
+    ({"end_date": "2024-13-01"}, "end_date"),
+    ({"end_date": "2023-12-31"}, "end_date"),  # before start_date
+    ({"window_days": 0}, "window_days"),
+    ({"window_days": 31}, "window_days"),
+    ({"window_days": "30"}, "window_days"),
+    ({"lookback_days": -1}, "lookback_days"),
+    ({"horizon_days": -3}, "horizon_days"),
+    ({"max_retries": -1}, "max_retries"),
+    ({"max_concurrent_requests": 0}, "max_concurrent_requests"),
+    ({"request_timeout": 0}, "request_timeout"),
+    ({"request_timeout": -5}, "request_timeout"),
+    ({"auth_method": "oauth"}, "auth_method"),
+    ({"region": "eu"}, "region"),
+    ({"api_url": "calven.example"}, "api_url"),
+    ({"location_ids": "abc"}, "location_ids"),
+    ({"user_ids": [""]}, "user_ids"),
+]
+
+
+@pytest.mark.parametrize(("change", "setting"), BAD_CONFIGS)
+def test_bad_config_is_refused_before_any_request(
+    change: dict[str, Any], setting: str, sandbox: Sandbox
+) -> None:
+    config = {k: v for k, v in {**good(sandbox), **change}.items() if v is not None}
+    with pytest.raises(ConfigError, match=f"'{setting}'"):
+        validate_settings(config)
+    with pytest.raises(ConfigError, match=f"'{setting}'"):
+        TapCalven(config=config)
+
+
+@pytest.mark.parametrize(("change", "setting"), [BAD_CONFIGS[i] for i in (0, 4, 7, 9, 11, 17)])
+def test_bad_config_on_the_command_line_is_one_line_and_a_non_zero_exit(
+    tmp_path: Path, sandbox: Sandbox, change: dict[str, Any], setting: str
+) -> None:
+    config = {k: v for k, v in {**good(sandbox), **change}.items() if v is not None}
+    sandbox.clear_requests()
+    run = run_cli(tmp_path, config)
+    assert run.returncode != 0
+    errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, run.stderr
+    assert f"'{setting}'" in errors[0]
+    assert "Traceback" not in run.stderr
+    assert not run.messages
+    assert sandbox.requests == []
+
+
+def test_a_date_time_start_date_is_read_as_its_utc_day(sandbox: Sandbox) -> None:
+    tap = TapCalven(config=sandbox_config(sandbox, start_date="2024-03-01T23:30:00-05:00"))
+    assert tap.streams["presence"].window_range()[0].isoformat() == "2024-03-02"
+
+
+def test_a_traceback_appears_only_at_debug(tmp_path: Path, sandbox: Sandbox) -> None:
+    config = sandbox_config(sandbox, window_days=99)
+    quiet = run_cli(tmp_path, config)
+    loud = run_cli(tmp_path, config, env={"TAP_CALVEN_LOGLEVEL": "DEBUG"})
+    assert "Traceback" not in quiet.stderr
+    assert "Traceback" in loud.stderr
+    assert quiet.returncode == loud.returncode == 1
