@@ -1,0 +1,110 @@
+"""The tap-calven-sandbox command, run as a real process."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from tap_calven.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, hmac_signature
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("tap-calven-sandbox")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tap_calven.sandbox.cli"]
+
+
+def _first_line(proc: subprocess.Popen[str], timeout: float = 30) -> str:
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()  # type: ignore[union-attr]
+    return lines.get(timeout=timeout)
+
+
+def test_cli_serves_and_stops_on_sigterm() -> None:
+    proc = subprocess.Popen(
+        [
+            *_command(),
+            "--port",
+            "0",
+            "--users",
+            "12",
+            "--seed",
+            "5",
+            "--faults",
+            "404:path=/v1/analytics/groups",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = _first_line(proc)
+        prefix = "tap-calven-sandbox listening on http://127.0.0.1:"
+        assert line.startswith(prefix), line
+        url = line.strip().removeprefix("tap-calven-sandbox listening on ")
+        ts = int(time.time())
+        auth = requests.post(
+            f"{url}/v1/auth",
+            json={
+                "apiKey": DEFAULT_API_KEY,
+                "timestamp": ts,
+                "hash": hmac_signature(DEFAULT_API_KEY, DEFAULT_API_SECRET, ts),
+            },
+            timeout=10,
+        )
+        assert auth.status_code == 200
+        token = auth.json()["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        users = requests.get(f"{url}/v1/analytics/users", headers=headers, timeout=10)
+        assert users.status_code == 200
+        assert len(users.json()) == 12
+        assert (
+            requests.get(f"{url}/v1/analytics/groups", headers=headers, timeout=10).status_code
+            == 404
+        )
+        assert (
+            requests.get(f"{url}/v1/analytics/groups", headers=headers, timeout=10).status_code
+            == 200
+        )
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0
+        assert "GET /v1/analytics/users 200" in err
+        assert "POST /v1/auth 200" in err
+        assert token not in err
+        assert "Bearer" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_cli_help_documents_fault_grammar() -> None:
+    out = subprocess.run(
+        [*_command(), "--help"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    for needle in (
+        "--faults",
+        "retry_after",
+        "count=",
+        "sandbox-key",
+        "sandbox-secret",
+        "--latency-ms",
+        "--drift",
+    ):
+        assert needle in out
+
+
+def test_cli_rejects_bad_fault_spec() -> None:
+    done = subprocess.run(
+        [*_command(), "--faults", "teapot"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2
+    assert "teapot" in done.stderr
