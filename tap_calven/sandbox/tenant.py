@@ -171,7 +171,6 @@ _SOURCES = (
     ("admin", "admin", "adminAssigned", "adminAssigned"),
     ("integration", "integration", "calendarSync", "calendarSync"),
 )
-_SOURCE_WEIGHTS = (82, 10, 4, 4)
 _WEEKDAY_FACTOR = (0.8, 1.15, 1.2, 1.1, 0.6)
 _PLAN_NAMES = {"o": "office", "r": "remote", "a": "away"}
 
@@ -198,11 +197,13 @@ def _day_iso(day: dt.date) -> str:
     return got
 
 
+_MINUTES = [f"{h:02d}:{m:02d}" for h in range(24) for m in range(60)]
+
+
 def _ts(day: dt.date, ms_of_day: int) -> str:
-    sec, ms = divmod(ms_of_day, 1000)
-    h, rem = divmod(sec, 3600)
-    m, s = divmod(rem, 60)
-    return f"{_day_iso(day)}T{h:02d}:{m:02d}:{s:02d}.{ms:03d}Z"
+    """ISO timestamp with milliseconds and Z, ``ms_of_day`` after midnight UTC of ``day``."""
+    minute, ms = divmod(ms_of_day, 60_000)
+    return f"{_day_iso(day)}T{_MINUTES[minute]}:{ms // 1000:02d}.{ms % 1000:03d}Z"
 
 
 @dataclass(eq=False)
@@ -675,7 +676,10 @@ class Tenant:
                     depth, waitlist = 2, True
             if depth == 1:
                 zone = None
-            src, changed_by, reason_code, reason = rng.choices(_SOURCES, _SOURCE_WEIGHTS)[0]
+            r = rand()
+            src, changed_by, reason_code, reason = _SOURCES[
+                0 if r < 0.82 else 1 if r < 0.92 else 2 if r < 0.96 else 3
+            ]
             row["bookingDepth"] = depth
             row["bookingLocationId"] = b_office.id
             row["bookingLocationName"] = b_office.name
@@ -952,7 +956,8 @@ class Tenant:
         desk: Desk | None,
     ) -> list[tuple[str, Record]]:
         """1-3 events at the booked office, somewhere in the booked zone/place when known."""
-        n = rng.choices((1, 2, 3), (50, 35, 15))[0]
+        r = rng.random()
+        n = 1 if r < 0.5 else 2 if r < 0.85 else 3
         times = sorted(rng.randrange(7 * 3_600_000, 19 * 3_600_000) for _ in range(n))
         matched = rng.random() >= 0.02
         out: list[tuple[str, Record]] = []
