@@ -19,10 +19,12 @@ FAULT_KINDS: dict[str, tuple[str, ...]] = {
     "drop": (),
     "truncate": (),
     "not_array": (),
+    "400": (),
     "403": (),
     "404": (),
     "slow": ("seconds",),
     "401": (),
+    "missing_key": (),  # a data response whose last record lacks its primary key
 }
 
 

@@ -38,6 +38,7 @@ from urllib.parse import parse_qsl, urlsplit
 from tap_calven.sandbox.faults import Fault, FaultQueue
 from tap_calven.sandbox.tenant import (
     FULL_TABLE_STREAMS,
+    PRIMARY_KEYS,
     STREAMS,
     Tenant,
     decode_array,
@@ -123,6 +124,15 @@ def _json_response(status: int, payload: Any, headers: dict[str, str] | None = N
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> _Response:
     return _json_response(status, {"statusCode": status, "message": message}, headers)
+
+
+def _without_key(resp: _Response, stream: str | None) -> _Response:
+    """The ``missing_key`` fault: the last record loses its first primary-key field."""
+    records = decode_array(resp.parts)
+    if stream is None or not records:
+        return resp
+    records[-1].pop(PRIMARY_KEYS[stream][0], None)
+    return _json_response(resp.status, records, resp.headers)
 
 
 def _parse_date(query: dict[str, str], name: str) -> dt.date:
@@ -243,9 +253,14 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "5xx":
             status = int(params.get("status", 503))
             return _error(status, "Service unavailable (sandbox fault)")
-        if kind in ("401", "403", "404"):
+        if kind in ("400", "401", "403", "404"):
             assert kind is not None
-            msgs = {"401": "Unauthorized", "403": "Forbidden", "404": "Not found"}
+            msgs = {
+                "400": "Bad request",
+                "401": "Unauthorized",
+                "403": "Forbidden",
+                "404": "Not found",
+            }
             return _error(int(kind), f"{msgs[kind]} (sandbox fault)")
         if kind == "not_array":
             return _json_response(200, {"message": "Unexpected response shape (sandbox fault)"})
@@ -257,6 +272,8 @@ class _Handler(BaseHTTPRequestHandler):
             whole = b"".join(resp.parts)
             cut = max(1, len(whole) // 2) if len(whole) > 1 else 0
             resp = _Response(resp.status, [whole[:cut]], resp.headers)
+        if kind == "missing_key" and resp.status == 200:
+            resp = _without_key(resp, ROUTES.get(path.rstrip("/").removesuffix("/basic")))
         return resp
 
     def _send(self, resp: _Response, *, drop: bool) -> int:
@@ -360,6 +377,7 @@ class Sandbox:
         self.port = port
         self._faults = FaultQueue()
         self._tokens: dict[str, float] = {}
+        self._issued: list[str] = []  # every token ever issued, revoked ones included
         self._tokens_lock = threading.Lock()
         self._requests: list[RequestRecord] = []
         self._requests_lock = threading.Lock()
@@ -438,6 +456,12 @@ class Sandbox:
         """Invalidate every token issued so far."""
         with self._tokens_lock:
             self._tokens.clear()
+
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every token issued so far, revoked and expired ones included (for leak scans)."""
+        with self._tokens_lock:
+            return list(self._issued)
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -519,6 +543,7 @@ class Sandbox:
         expires = time.time() + float(self.token_lifetime)
         with self._tokens_lock:
             self._tokens[token] = expires
+            self._issued.append(token)
         return token, expires
 
     def _hmac_login(self, data: dict[str, Any]) -> _Response:
