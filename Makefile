@@ -7,8 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Meltano lives in its own venv: it pins SQLAlchemy < 2.1, which the tap's venv does not.
+# Its plugins (the tap itself, the targets) get their own venvs under .meltano/.
+MELTANO_VENV := .venv-meltano
+MELTANO_SPEC := meltano~=4.4
+MELTANO_STAMP := $(MELTANO_VENV)/.installed
 
-.PHONY: install test lint typecheck pytest demo bench clean
+.PHONY: install meltano test lint typecheck pytest demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,23 +26,30 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+$(MELTANO_STAMP): Makefile | $(BIN)/python
+	$(BIN)/uv venv --quiet --allow-existing --python $(BIN)/python $(MELTANO_VENV)
+	$(BIN)/uv pip install --quiet --python $(MELTANO_VENV)/bin/python "$(MELTANO_SPEC)"
+	touch $(MELTANO_STAMP)
+
+meltano: $(MELTANO_STAMP)
+
 lint: install
-	$(BIN)/ruff check tap_calven tests benchmarks
-	$(BIN)/ruff format --check tap_calven tests benchmarks
+	$(BIN)/ruff check tap_calven tests benchmarks scripts
+	$(BIN)/ruff format --check tap_calven tests benchmarks scripts
 
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install meltano
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
-demo: install
+demo: install meltano
 	$(BIN)/python scripts/demo.py
 
 bench: install
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) .meltano .pytest_cache .ruff_cache .mypy_cache output
+	rm -rf $(VENV) $(MELTANO_VENV) .meltano .pytest_cache .ruff_cache .mypy_cache output

@@ -1,0 +1,296 @@
+"""Fixtures for the end-to-end tests: real `meltano run`, a throwaway PostgreSQL, a sandbox.
+
+- `meltano`: Meltano from `.venv-meltano` (made by `make meltano`) with the project's plugins
+  installed once per session into `.meltano/` (git-ignored, kept between runs so re-runs are
+  fast) and a system database of its own per session, so state never mixes with yours.
+- `postgres`: a PostgreSQL cluster made with `initdb` in a temporary folder, on a free
+  loopback port, run as an unprivileged user when the tests run as root; removed afterwards.
+- `sandbox`: a fresh local Calven emulator per test.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tap_calven.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
+
+REPO = Path(__file__).resolve().parents[2]
+MELTANO_EXE = REPO / ".venv-meltano" / "bin" / "meltano"
+PLUGINS = ("tap-calven", "target-duckdb", "target-postgres", "target-jsonl")
+# Settings that a developer's shell may carry and that would leak into the runs under test.
+LEAKY_ENV = re.compile(r"^(TAP_CALVEN|TARGET_DUCKDB|TARGET_POSTGRES|TARGET_JSONL|MELTANO)_")
+
+
+# ----------------------------------------------------------------------------- Meltano
+
+
+@dataclass
+class MeltanoRun:
+    """One finished Meltano command."""
+
+    args: list[str]
+    returncode: int
+    output: str
+    seconds: float
+
+
+@dataclass
+class Meltano:
+    """Runs Meltano commands in the repository's project with a private system database."""
+
+    workdir: Path
+    base_env: dict[str, str]
+    runs: list[MeltanoRun] = field(default_factory=list)
+
+    def __call__(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+        timeout: float = 300,
+    ) -> MeltanoRun:
+        """Run `meltano ARGS`; on failure, fail the test with the end of Meltano's output."""
+        full_env = {**self.base_env, **(env or {})}
+        started = time.monotonic()
+        log = self.workdir / f"meltano-{len(self.runs) + 1:02d}.log"
+        with log.open("w", encoding="utf-8") as out:
+            proc = subprocess.run(
+                [str(MELTANO_EXE), *args],
+                cwd=REPO,
+                env=full_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
+            )
+        run = MeltanoRun(
+            list(args), proc.returncode, log.read_text(encoding="utf-8"), time.monotonic() - started
+        )
+        self.runs.append(run)
+        if check and proc.returncode != 0:
+            tail = "\n".join(run.output.splitlines()[-60:])
+            pytest.fail(f"meltano {' '.join(args)} exited {proc.returncode}:\n{tail}")
+        return run
+
+    def state(self, state_id: str) -> dict[str, Any]:
+        """The state Meltano keeps for ``state_id``."""
+        run = self("--environment", "sandbox", "state", "get", state_id)
+        text = run.output[run.output.index("{") :]
+        state, _ = json.JSONDecoder().raw_decode(text)
+        assert isinstance(state, dict)
+        return state
+
+
+def _meltano_base_env(database: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not LEAKY_ENV.match(k)}
+    env.update(
+        MELTANO_DATABASE_URI=f"sqlite:///{database}",
+        MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
+        MELTANO_DISABLE_TRACKING="true",
+        MELTANO_CLI_LOG_LEVEL="info",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
+    """Meltano with every plugin of meltano.yml installed (once; later sessions reuse them)."""
+    if not MELTANO_EXE.exists():
+        # `make test` has done this already; a bare `pytest` run does it here.
+        subprocess.run(["make", "--no-print-directory", "meltano"], cwd=REPO, check=True)
+    workdir = tmp_path_factory.mktemp("meltano")
+    runner = Meltano(workdir, _meltano_base_env(workdir / "meltano.db"))
+    lock_path = REPO / ".meltano" / ".e2e-install.lock"
+    lock_path.parent.mkdir(exist_ok=True)
+    # pytest-xdist workers share .meltano/: one installs, the others wait for it.
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            runner("install", *PLUGINS, timeout=900)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return runner
+
+
+# ----------------------------------------------------------------------------- sandbox
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """A small deterministic tenant, served on a free loopback port for one test."""
+    sb = Sandbox(seed=7, users=24, locations=3, past_days=40, future_days=21).start()
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+def tap_env(sb: Sandbox, **extra: str) -> dict[str, str]:
+    """Tap settings for a run against ``sb`` (on top of meltano.yml's sandbox environment)."""
+    start, _ = sb.date_range("bookings_attendance")
+    env = {
+        "TAP_CALVEN_API_URL": sb.url,
+        "TAP_CALVEN_API_KEY": DEFAULT_API_KEY,
+        "TAP_CALVEN_API_SECRET": DEFAULT_API_SECRET,
+        "TAP_CALVEN_START_DATE": min(start, sb.date_range("presence")[0]).isoformat(),
+    }
+    env.update(extra)
+    return env
+
+
+# ----------------------------------------------------------------------------- PostgreSQL
+
+
+@dataclass
+class Postgres:
+    """A running throwaway cluster: connection settings for target-postgres and psycopg."""
+
+    host: str
+    port: int
+    user: str
+    database: str
+
+    def dsn(self) -> str:
+        """A libpq connection string."""
+        return f"host={self.host} port={self.port} user={self.user} dbname={self.database}"
+
+    def target_env(self, schema: str) -> dict[str, str]:
+        """target-postgres settings (Meltano environment variables) for ``schema``."""
+        return {
+            "TARGET_POSTGRES_HOST": self.host,
+            "TARGET_POSTGRES_PORT": str(self.port),
+            "TARGET_POSTGRES_USER": self.user,
+            "TARGET_POSTGRES_PASSWORD": "",
+            "TARGET_POSTGRES_DATABASE": self.database,
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+        }
+
+
+def postgres_bindir() -> Path:
+    """The folder of the PostgreSQL server binaries (initdb, pg_ctl), newest version first."""
+    candidates: list[Path] = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        candidates.append(Path(out.stdout.strip()))
+
+    def version(path: str) -> tuple[int, ...]:
+        return tuple(int(n) for n in re.findall(r"\d+", path)) or (0,)
+
+    pattern = "/usr/lib/postgresql/*/bin"
+    found = [str(p) for p in Path("/usr/lib/postgresql").glob("*/bin")]
+    candidates += [Path(p) for p in sorted(found, key=version, reverse=True)]
+    for path in candidates:
+        if (path / "initdb").exists() and (path / "pg_ctl").exists():
+            return path
+    pytest.fail(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the PostgreSQL server "
+        f"package (looked at `pg_config --bindir` and {pattern})"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _as_user(user: pwd.struct_passwd | None) -> list[str]:
+    """Command prefix that drops root privileges to ``user`` (nothing when not root)."""
+    if user is None:
+        return []
+    return [
+        "setpriv",
+        f"--reuid={user.pw_uid}",
+        f"--regid={user.pw_gid}",
+        "--clear-groups",
+        "--",
+    ]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL cluster of its own on a free loopback port, stopped and deleted at the end.
+
+    PostgreSQL refuses to run as root; as root (CI), the cluster runs as the unprivileged
+    `nobody` account (or the account named by CALVEN_E2E_PG_USER).
+    """
+    bindir = postgres_bindir()
+    run_as: pwd.struct_passwd | None = None
+    if os.geteuid() == 0:
+        run_as = pwd.getpwnam(os.environ.get("CALVEN_E2E_PG_USER", "nobody"))
+    root = Path(tempfile.mkdtemp(prefix="calven-e2e-pg-"))
+    data, log = root / "data", root / "server.log"
+    if run_as is not None:
+        os.chown(root, run_as.pw_uid, run_as.pw_gid)
+    prefix = _as_user(run_as)
+    env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C", "HOME": str(root)}
+    port = free_port()
+    started = False
+
+    def run(*cmd: str) -> None:
+        proc = subprocess.run(
+            [*prefix, *cmd], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        if proc.returncode != 0:
+            server_log = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            pytest.fail(
+                f"{Path(cmd[0]).name} failed ({proc.returncode}):\n{proc.stdout}\n"
+                f"{proc.stderr}\n{server_log}"
+            )
+
+    try:
+        run(
+            str(bindir / "initdb"),
+            "--pgdata",
+            str(data),
+            "--username",
+            "postgres",
+            "--auth",
+            "trust",
+            "--encoding",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
+        options = (
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start")
+        started = True
+        import psycopg
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute("CREATE DATABASE warehouse")
+        yield Postgres(host="127.0.0.1", port=port, user="postgres", database="warehouse")
+    finally:
+        if started:
+            subprocess.run(
+                [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                env=env,
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+        shutil.rmtree(root, ignore_errors=True)
