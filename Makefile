@@ -48,7 +48,7 @@ test: lint typecheck pytest
 demo: install meltano
 	$(BIN)/python scripts/demo.py
 
-bench: install
+bench: install meltano
 	$(BIN)/python -m benchmarks.run
 
 clean:

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from singer_sdk import Stream, Tap
@@ -16,7 +16,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
 from tap_calven import __version__, streams
-from tap_calven.client import CalvenAPI, CalvenStream, parse_day
+from tap_calven.client import CalvenAPI, CalvenStream, FetchScheduler, lane_after, parse_day
 from tap_calven.errors import ConfigError
 
 AUTH_METHODS = ("hmac", "client_secret", "basic")
@@ -257,6 +257,12 @@ class TapCalven(Tap):
             if "default" in schema
         }
         return {**defaults, **{k: v for k, v in self.config.items() if v is not None}}
+
+    @cached_property
+    def fetch_scheduler(self) -> FetchScheduler:
+        """The run's requests in flight, shared by the streams in the order they sync."""
+        concurrency = int(self.settings["max_concurrent_requests"])
+        return FetchScheduler(concurrency, partial(lane_after, self))
 
     @cached_property
     def api(self) -> CalvenAPI:
