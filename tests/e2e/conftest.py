@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -37,6 +38,19 @@ LEAKY_ENV = re.compile(r"^(TAP_CALVEN|TARGET_DUCKDB|TARGET_POSTGRES|TARGET_JSONL
 
 
 # ----------------------------------------------------------------------------- Meltano
+
+
+@contextlib.contextmanager
+def project_lock() -> Iterator[None]:
+    """Exclusive use of the Meltano project across processes (pytest-xdist workers)."""
+    path = REPO / ".meltano" / ".e2e.lock"
+    path.parent.mkdir(exist_ok=True)
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -68,7 +82,10 @@ class Meltano:
         full_env = {**self.base_env, **(env or {})}
         started = time.monotonic()
         log = self.workdir / f"meltano-{len(self.runs) + 1:02d}.log"
-        with log.open("w", encoding="utf-8") as out:
+        # Meltano keeps a plugin's run files in .meltano/run/<plugin>/ and deletes them when
+        # a run ends, so two runs of one plugin in one project must not overlap: pytest-xdist
+        # workers take turns.
+        with log.open("w", encoding="utf-8") as out, project_lock():
             proc = subprocess.run(
                 [str(MELTANO_EXE), *args],
                 cwd=REPO,
@@ -116,15 +133,7 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
         subprocess.run(["make", "--no-print-directory", "meltano"], cwd=REPO, check=True)
     workdir = tmp_path_factory.mktemp("meltano")
     runner = Meltano(workdir, _meltano_base_env(workdir / "meltano.db"))
-    lock_path = REPO / ".meltano" / ".e2e-install.lock"
-    lock_path.parent.mkdir(exist_ok=True)
-    # pytest-xdist workers share .meltano/: one installs, the others wait for it.
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            runner("install", *PLUGINS, timeout=900)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    runner("install", *PLUGINS, timeout=900)
     return runner
 
 
