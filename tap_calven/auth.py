@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tap_calven.errors import ResponseError
+from tap_calven.errors import CalvenError, ResponseError
 
 # POSTs a JSON body to a token endpoint (with the transport's retries) and returns the JSON.
 TokenPoster = Callable[[str, dict[str, Any]], dict[str, Any]]
@@ -57,6 +57,7 @@ class CalvenAuth:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._refresh_at = 0.0
+        self._failure: CalvenError | None = None
         self.tokens_fetched = 0
 
     @property
@@ -74,8 +75,16 @@ class CalvenAuth:
         if not self.uses_tokens:
             return basic_header(self._api_key, self._api_secret)
         with self._lock:
+            # A login that failed (rejected, or out of retries) fails the run: the other
+            # requests waiting here must not each ask again with the same credentials.
+            if self._failure is not None:
+                raise self._failure
             if self._token is None or self._clock() >= self._refresh_at:
-                self._token, self._refresh_at = self._fetch_token()
+                try:
+                    self._token, self._refresh_at = self._fetch_token()
+                except CalvenError as exc:
+                    self._failure = exc
+                    raise
                 self.tokens_fetched += 1
             return f"Bearer {self._token}"
 

@@ -15,6 +15,7 @@ import datetime as dt
 import email.utils
 import itertools
 import json
+import logging
 import queue
 import random
 import re
@@ -23,6 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from importlib import resources
 from logging import Logger
@@ -318,6 +320,12 @@ class CalvenAPI:
                 answer = response.json()
                 if not isinstance(answer, dict):
                     raise RetryableError("the token response is not a JSON object")
+                # Calven does not document whether a failed login is a 401 or a 200 with
+                # `authenticated: false`; both mean the credentials were rejected.
+                if answer.get("authenticated") is False:
+                    raise AuthError(self._rejected(path))
+                if not answer.get("token") and not answer.get("access_token"):
+                    raise RetryableError("the token response has no token")
                 return answer
             except RetryableError as exc:
                 self._wait_before_retry(exc, retry, "POST", path)
@@ -457,7 +465,10 @@ class _Fetch:
         except _Cancelled:
             return
         except BaseException as exc:
-            self._put(exc)
+            # Cancelled meanwhile (the run is already failing): end quietly, or the
+            # thread's traceback would reach stderr at every log level.
+            with suppress(_Cancelled):
+                self._put(exc)
 
     def _put(self, item: object) -> None:
         while not self.cancelled.is_set():
@@ -923,6 +934,15 @@ class CalvenStream(RESTStream[Any]):
         if self.child_streams or partition_context:
             super()._process_record(record, child_context, partition_context)
 
+    def log(self, message: str, *args: Any, level: int = logging.INFO, **kwargs: Any) -> None:
+        """Demote the SDK's generic 'unhandled error' line to DEBUG.
+
+        A failed run prints one ERROR line (SPEC §5): the cause, from `main`.
+        """
+        if level >= logging.ERROR and message.startswith("An unhandled error occurred"):
+            level = logging.DEBUG
+        super().log(message, *args, level=level, **kwargs)
+
     def _increment_stream_state(
         self, latest_record: Record, *, context: Context | None = None
     ) -> None:
@@ -939,9 +959,12 @@ __all__ = [
     "CalvenAPI",
     "CalvenError",
     "CalvenStream",
+    "FetchScheduler",
+    "Lane",
     "Request",
     "date_windows",
     "fetch_in_order",
     "iter_json_array",
+    "lane_after",
     "parse_day",
 ]

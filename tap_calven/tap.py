@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Mapping
+from decimal import Decimal
 from functools import cached_property, partial
+from types import FrameType
 from typing import Any
 
 from singer_sdk import Stream, Tap
@@ -86,8 +89,9 @@ def validate_settings(config: Mapping[str, Any]) -> None:
     _check_integer(config, "max_concurrent_requests", 1, None)
     _check_integer(config, "max_retries", 0, None)
     timeout = config.get("request_timeout")
+    # A config file's fractions arrive as Decimal: the SDK parses JSON numbers that way.
     if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        isinstance(timeout, bool) or not isinstance(timeout, int | float | Decimal) or timeout <= 0
     ):
         raise ConfigError(f"Setting 'request_timeout' must be a positive number, got {timeout!r}.")
     _check_id_list(config, "location_ids")
@@ -272,6 +276,21 @@ class TapCalven(Tap):
     def discover_streams(self) -> list[Stream]:
         """Return the seven warehouse streams, in the order of Calven's docs."""
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """On SIGTERM/SIGINT write the state, then exit 128+signum, not the SDK's 0.
+
+        The state holds only completed windows, so a re-run with it resumes safely; the
+        non-zero status keeps an orchestrator from taking a killed run for a success.
+        """
+        try:
+            self._state_writer.write_state(self.state)
+        finally:
+            self.logger.error(
+                "Stopped by %s before the sync finished; re-run with the last STATE to resume.",
+                signal.Signals(signum).name,
+            )
+            sys.exit(128 + signum)
 
 
 def main() -> None:
