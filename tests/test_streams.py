@@ -284,3 +284,39 @@ def test_progress_is_logged_once_per_window(sandbox: Sandbox, caplog) -> None:
     lines = [r.getMessage() for r in caplog.records if "presence: window" in r.getMessage()]
     assert len(lines) == 3
     assert all("records in" in line for line in lines)
+
+
+def test_batch_mode_never_states_a_bookmark_before_its_records_are_in_a_batch(
+    sandbox: Sandbox, tmp_path
+) -> None:
+    import gzip
+    import json
+    from urllib.parse import urlparse
+
+    start = sandbox.today - dt.timedelta(days=40)
+    config = sandbox_config(
+        sandbox,
+        start_date=start.isoformat(),
+        window_days=5,
+        batch_config={
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": f"file://{tmp_path}", "prefix": "b-"},
+            "batch_size": 100,
+        },
+    )
+    run = run_tap(config, streams=["bookings_attendance"])
+    batched: set[tuple[Any, ...]] = set()
+    checked = 0
+    for message in run.messages:
+        if message["type"] == "BATCH":
+            for url in message["manifest"]:
+                with gzip.open(urlparse(url).path, "rt") as handle:
+                    batched |= keys([json.loads(line) for line in handle], KEYS["bookings_attendance"])
+        if message["type"] == "STATE":
+            mark = message["value"]["bookmarks"]["bookings_attendance"].get("replication_key_value")
+            if mark:
+                covered = sandbox.records("bookings_attendance", start, dt.date.fromisoformat(mark))
+                assert keys(covered, KEYS["bookings_attendance"]) <= batched, mark
+                checked += 1
+    assert checked >= 2
+    assert run.bookmark("bookings_attendance") == sandbox.today.isoformat()
