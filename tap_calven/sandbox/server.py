@@ -237,6 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
         resp = self._apply(fault, path, query, body)
         sent = 0
         status = resp.status
+        sb._will_log()
         try:
             sent = self._send(resp, drop=fault is not None and fault.kind == "drop")
         except OSError:
@@ -384,6 +385,9 @@ class Sandbox:
         self._tokens_lock = threading.Lock()
         self._requests: list[RequestRecord] = []
         self._requests_lock = threading.Lock()
+        # Responses on the wire whose requests are not logged yet: `requests` waits for them.
+        self._unlogged = 0
+        self._logged = threading.Condition(self._requests_lock)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -468,8 +472,13 @@ class Sandbox:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """A copy of the request log, oldest first (by completion)."""
-        with self._requests_lock:
+        """A copy of the request log, oldest first (by completion).
+
+        It holds every request whose response was sent: a client that has just read a
+        response may ask before the server thread logged it, so this waits (up to 1 s).
+        """
+        with self._logged:
+            self._logged.wait_for(lambda: self._unlogged <= 0, timeout=1.0)
             return list(self._requests)
 
     def clear_requests(self) -> None:
@@ -477,9 +486,15 @@ class Sandbox:
         with self._requests_lock:
             self._requests.clear()
 
+    def _will_log(self) -> None:
+        with self._logged:
+            self._unlogged += 1
+
     def _log(self, rec: RequestRecord) -> None:
-        with self._requests_lock:
+        with self._logged:
             self._requests.append(rec)
+            self._unlogged -= 1
+            self._logged.notify_all()
 
     def revise(self, days: Iterable[dt.date]) -> None:
         """Change the tenant on ``days``: some users' rows there get new values (same keys)."""
