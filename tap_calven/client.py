@@ -588,6 +588,13 @@ class FetchScheduler:
         except Exception:  # the stream meets the error again when it syncs
             return None
 
+    def close(self) -> None:
+        """Stop the requests started early for streams that will not sync (the run failed)."""
+        for lane in self._ahead:
+            self._cancel(lane)
+        self._ahead = []
+        self._last_lane = self._lane_after is None
+
     def _cancel(self, lane: Lane) -> None:
         """Stop a lane's started fetches that will never be handed over."""
         while lane.started:
@@ -802,6 +809,10 @@ class CalvenStream(RESTStream[Any]):
         self._fast = self._fast_record_path()
         try:
             yield from self._get_records()
+        except Exception:
+            # The run is failing: the requests started early for later streams are moot.
+            self._tap_calven.fetch_scheduler.close()
+            raise
         finally:
             self._write_pending_records()  # also when the run fails part-way
 

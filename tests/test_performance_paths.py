@@ -27,6 +27,7 @@ import pytest
 
 from tap_calven import client
 from tap_calven.client import (
+    APIError,
     CalvenStream,
     FetchScheduler,
     Lane,
@@ -177,6 +178,27 @@ def test_the_state_sequence_of_a_concurrent_run_is_the_sequential_one(slow_tenan
     assert states[4] == states[1]
     windows = len(client.date_windows(sb.date_range(BOOKINGS)[0], sb.today, 3))
     assert len(states[1]) > windows  # one per completed window, at least
+
+
+def test_a_failing_run_stops_the_requests_it_started_for_later_streams(
+    fresh_sandbox: Sandbox,
+) -> None:
+    sb = fresh_sandbox
+    sb.add_fault("400", path="/v1/analytics/user-booking-attendance", count=None)
+    before = set(threading.enumerate())
+    tap = TapCalven(config=sandbox_config(sb, window_days=30, max_concurrent_requests=4))
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    with redirect_stdout(out), redirect_stderr(io.StringIO()), pytest.raises(APIError):
+        tap.sync_all()  # bookings_attendance syncs first, and fails
+    assert any(r.path == "/v1/analytics/desks" for r in sb.requests)  # started early
+    assert tap.fetch_scheduler._ahead == []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        fetching = [t for t in set(threading.enumerate()) - before if t.name.endswith("(run)")]
+        if not fetching:
+            break
+        time.sleep(0.05)
+    assert not fetching
 
 
 # -- the lean record path writes the SDK's bytes --------------------------------------
