@@ -278,19 +278,19 @@ class TapCalven(Tap):
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """On SIGTERM/SIGINT write the state, then exit 128+signum, not the SDK's 0.
+        """On SIGTERM/SIGINT exit 128+signum, not the SDK's 0, and write no extra STATE.
 
-        The state holds only completed windows, so a re-run with it resumes safely; the
-        non-zero status keeps an orchestrator from taking a killed run for a success.
+        Each completed window already wrote its STATE after its records, so the last
+        STATE out is the place to resume. The SDK's extra STATE, written from the signal
+        handler, could land mid-line, or cover a window whose last records are still in
+        the stream's output buffer. The non-zero status keeps an orchestrator from
+        taking a stopped run for a finished one.
         """
-        try:
-            self._state_writer.write_state(self.state)
-        finally:
-            self.logger.error(
-                "Stopped by %s before the sync finished; re-run with the last STATE to resume.",
-                signal.Signals(signum).name,
-            )
-            sys.exit(128 + signum)
+        self.logger.error(
+            "Stopped by %s before the sync finished; re-run with the last STATE to resume.",
+            signal.Signals(signum).name,
+        )
+        sys.exit(128 + signum)
 
 
 def main() -> None:
