@@ -873,7 +873,10 @@ class CalvenStream(RESTStream[Any]):
         state["replication_key"] = self.replication_key
         state["replication_key_value"] = bookmark.isoformat()
         self.state_manager.is_flushed = False
-        self._write_state_message()
+        # In BATCH mode the SDK writes STATE after each BATCH message; a STATE written here
+        # could reach the target before the batch file holding this window's records.
+        if not self.get_batch_config(self.config):
+            self._write_state_message()
 
     # -- the record path ----------------------------------------------------------------
 

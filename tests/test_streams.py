@@ -311,7 +311,9 @@ def test_batch_mode_never_states_a_bookmark_before_its_records_are_in_a_batch(
         if message["type"] == "BATCH":
             for url in message["manifest"]:
                 with gzip.open(urlparse(url).path, "rt") as handle:
-                    batched |= keys([json.loads(line) for line in handle], KEYS["bookings_attendance"])
+                    batched |= keys(
+                        [json.loads(line) for line in handle], KEYS["bookings_attendance"]
+                    )
         if message["type"] == "STATE":
             mark = message["value"]["bookmarks"]["bookings_attendance"].get("replication_key_value")
             if mark:
