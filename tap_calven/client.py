@@ -3,36 +3,27 @@
 `CalvenAPI` owns what a run shares: the authenticator, a small pool of HTTP sessions,
 headers, retries and the mapping of HTTP errors to one-line messages. `CalvenStream`
 turns SPEC §4 into requests: date windows (oldest first, no gap, no overlap), optional
-location partitions, up to `max_concurrent_requests` of them in flight, their records
-emitted strictly in request order so that the bookmark written after each completed
-window is always safe to resume from.
+location partitions, and a bookmark after each completed window. How requests run
+concurrently is in fetching.py, how bodies are parsed in json_array.py, and the lean
+RECORD path in record_path.py.
 """
 
 from __future__ import annotations
 
-import codecs
 import datetime as dt
 import email.utils
-import itertools
 import json
 import logging
 import queue
 import random
-import re
 import sys
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
-from contextlib import suppress
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from importlib import resources
 from logging import Logger
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-import msgspec
 import requests
-from singer_sdk.contrib import msgspec as sdk_msgspec
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers._typing import _is_exclusive_boolean_type
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -43,14 +34,15 @@ from tap_calven.auth import CalvenAuth
 from tap_calven.errors import (
     APIError,
     AuthError,
-    CalvenError,
     ConfigError,
     ResponseError,
     RetryableError,
 )
+from tap_calven.fetching import Lane, Request
+from tap_calven.json_array import iter_json_array
+from tap_calven.record_path import OUT_BYTES, FastRecordPath, is_flat
 
 if TYPE_CHECKING:
-    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
     from tap_calven.tap import TapCalven
@@ -58,15 +50,10 @@ if TYPE_CHECKING:
 Record = dict[str, Any]
 
 CHUNK_BYTES = 1 << 16  # read size of a response body
-BATCH_RECORDS = 500  # records handed from a fetching thread to the writer at once
-QUEUE_BATCHES = 4  # batches a fetching thread may run ahead before it waits
-OUT_BYTES = 1 << 16  # RECORD lines gathered before one write to stdout
 RETRY_AFTER_CAP = 300.0  # SPEC §5: Retry-After is honoured up to 5 minutes
 BACKOFF_CAP = 60.0
 BACKOFF_BASE = 0.5  # first back-off, doubled per retry, with jitter
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_SPACE = " \t\r\n"
-_NOT_SPACE = re.compile(r"[^ \t\r\n]")
 
 
 # --- dates and windows -----------------------------------------------------------------
@@ -97,147 +84,6 @@ def date_windows(start: dt.date, end: dt.date, days: int) -> list[tuple[dt.date,
         windows.append((start, last))
         start = last + dt.timedelta(days=1)
     return windows
-
-
-# --- response bodies -------------------------------------------------------------------
-
-
-def iter_json_array(chunks: Iterable[bytes]) -> Iterator[Record]:
-    """Yield the objects of a JSON array as its bytes arrive, holding about one chunk.
-
-    Calven answers with one bare array per request, up to ~100 MB; parsing it whole
-    would make memory grow with the window. The records that a chunk completes are
-    decoded together by msgspec, in one call: a cut just after a `}` that decodes as
-    `[...]` is a real boundary between records, since a cut inside a string or a nested
-    value cannot decode. Whatever msgspec refuses (NaN, lone surrogates, a body that is
-    not an array of objects, a `}` inside a string at every cut tried) is read by
-    `_iter_json_array_slowly`, which yields exactly what `json` would and names the
-    fault. A body that ends early raises RetryableError, as a dropped connection does.
-    """
-    source = iter(chunks)
-    pending = bytearray()
-    state = _BEGIN
-    for chunk in source:
-        pending += chunk
-        if state == _BEGIN:
-            body = pending.lstrip(_SPACE_BYTES)
-            if not body:
-                pending.clear()
-                continue
-            if body[0] != _OPEN_BRACKET:
-                break
-            del pending[: len(pending) - len(body) + 1]
-            state = _FIRST
-        cut = pending.rfind(b"}")
-        for _ in range(_CUTS_TRIED):
-            if cut < 0:
-                break
-            head = b"[" if state == _FIRST else b"[{}"  # after a record: `,{...}` follows
-            try:
-                batch = _decode_records(head + pending[: cut + 1] + b"]")
-            except (msgspec.DecodeError, ValueError):
-                cut = pending.rfind(b"}", 0, cut)
-                continue
-            del pending[: cut + 1]
-            yield from batch if state == _FIRST else batch[1:]
-            state = _NEXT
-            break
-        else:
-            break  # no cut decoded: read the rest the careful way
-    else:
-        if state != _BEGIN and pending.strip(_SPACE_BYTES) == b"]":
-            return
-    yield from _iter_json_array_slowly(itertools.chain((bytes(pending),), source), state)
-
-
-_BEGIN, _FIRST, _NEXT = "begin", "first", "next"  # before `[`; after it; after a record
-_CUTS_TRIED = 4  # cuts tried per chunk before falling back to the careful reader
-_SPACE_BYTES = _SPACE.encode()
-_OPEN_BRACKET = ord("[")
-_decode_records = msgspec.json.Decoder(list[dict[str, Any]]).decode
-
-
-def _iter_json_array_slowly(source: Iterator[bytes], state: str) -> Iterator[Record]:
-    """Read a JSON array one object at a time with `json`, from `state` on.
-
-    The careful reader behind `iter_json_array`: it accepts exactly what `json` accepts
-    and says what is wrong with a body that is not a whole array of objects.
-    """
-    decode = json.JSONDecoder().raw_decode
-    to_text = codecs.getincrementaldecoder("utf-8")().decode
-    buf, pos, ended = "", 0, False
-
-    def refill() -> bool:
-        nonlocal buf, pos, ended
-        if ended:
-            return False
-        chunk = next(source, None)
-        ended = chunk is None
-        try:
-            text = to_text(b"", final=True) if chunk is None else to_text(chunk)
-        except UnicodeDecodeError:
-            raise RetryableError("the response body is not UTF-8 text") from None
-        buf, pos = buf[pos:] + text, 0
-        return bool(text) or not ended
-
-    def peek() -> str | None:
-        """The next character that is not white space, or None at the end of the body."""
-        nonlocal pos
-        while True:
-            if pos < len(buf) and buf[pos] not in _SPACE:
-                return buf[pos]
-            found = _NOT_SPACE.search(buf, pos)
-            if found:
-                pos = found.start()
-                return buf[pos]
-            pos = len(buf)
-            if not refill():
-                return None
-
-    if state == _BEGIN:
-        first = peek()
-        if first != "[":
-            raise RetryableError(_not_an_array(first, buf[pos : pos + 80]))
-        pos += 1
-        state = _FIRST
-    while True:
-        char = peek()
-        if state == _NEXT:
-            if char == "]":
-                pos += 1
-                break
-            if char != ",":
-                raise RetryableError(_broken_body(char, "',' or ']'"))
-            pos += 1
-            char = peek()
-        elif char == "]":
-            pos += 1
-            break
-        if char != "{":
-            raise RetryableError(_broken_body(char, "an object"))
-        while True:
-            try:
-                record, pos = decode(buf, pos)
-                break
-            except json.JSONDecodeError:
-                if not refill():
-                    raise RetryableError(_broken_body(None, "the rest of an object")) from None
-        yield record
-        state = _NEXT
-    if peek() is not None:
-        raise RetryableError("the response body has data after its JSON array")
-
-
-def _not_an_array(first: str | None, start: str) -> str:
-    if first is None:
-        return "the response body is empty, not a JSON array"
-    return f"the response body is not a JSON array (it starts {start!r})"
-
-
-def _broken_body(found: str | None, expected: str) -> str:
-    if found is None:
-        return f"the response body ended early (truncated JSON: expected {expected})"
-    return f"the response body is not a valid JSON array (expected {expected}, found {found!r})"
 
 
 # --- HTTP ------------------------------------------------------------------------------
@@ -436,270 +282,7 @@ def _transient(exc: Exception) -> RetryableError:
     return RetryableError(f"the response could not be read ({type(exc).__name__})")
 
 
-# --- concurrency with in-order output --------------------------------------------------
-
-
-_DONE = object()
-
-
-@dataclass
-class _Fetch:
-    """One request's records, fetched by its own thread into a bounded queue."""
-
-    request: Request
-    started: float = field(default_factory=time.monotonic)
-    queue: queue.Queue[object] = field(default_factory=lambda: queue.Queue(QUEUE_BATCHES))
-    cancelled: threading.Event = field(default_factory=threading.Event)
-
-    def run(self, produce: Callable[[Request], Iterator[Record]]) -> None:
-        """Thread body: fill the queue in batches; end with _DONE or the exception."""
-        try:
-            batch: list[Record] = []
-            for record in produce(self.request):
-                batch.append(record)
-                if len(batch) >= BATCH_RECORDS:
-                    self._put(batch)
-                    batch = []
-            self._put(batch)
-            self._put(_DONE)
-        except _Cancelled:
-            return
-        except BaseException as exc:
-            # Cancelled meanwhile (the run is already failing): end quietly, or the
-            # thread's traceback would reach stderr at every log level.
-            with suppress(_Cancelled):
-                self._put(exc)
-
-    def _put(self, item: object) -> None:
-        while not self.cancelled.is_set():
-            try:
-                self.queue.put(item, timeout=0.2)
-            except queue.Full:
-                continue
-            return
-        raise _Cancelled
-
-    def records(self) -> Iterator[Record]:
-        """Yield the records in the order the server sent them; re-raise a failure."""
-        while True:
-            item = self.queue.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield from cast("list[Record]", item)
-
-
-class _Cancelled(Exception):
-    """The writer stopped reading; the fetching thread ends quietly."""
-
-
-@dataclass(eq=False)
-class Lane:
-    """One stream's requests in one run: started in order, handed over in order."""
-
-    name: str
-    plan: list[Request]
-    produce: Callable[[Request], Iterator[Record]]
-    unstarted: int = 0  # index in `plan` of the first request not yet started
-    started: deque[_Fetch] = field(default_factory=deque)  # started, not yet handed over
-
-
-class FetchScheduler:
-    """Keeps up to `concurrency` requests in flight across the streams of a run.
-
-    A stream's requests are handed over strictly in plan order. When the stream syncing
-    now has no request left to start, a free slot goes to the first requests of the
-    streams that sync after it (`lane_after`), so the last windows of one stream and
-    the full-table streams after it do not each cost a round trip on their own. A
-    fetch counts as in flight until its records have all been handed to the writer.
-    """
-
-    def __init__(
-        self, concurrency: int, lane_after: Callable[[str], Lane | None] | None = None
-    ) -> None:
-        self.concurrency = concurrency
-        self._lane_after = lane_after
-        self._ahead: list[Lane] = []  # lanes after the one syncing now, planned early
-        self._last_lane = lane_after is None  # no lane after the last one in `_ahead`
-        self._in_flight = 0
-
-    def fetches(self, lane: Lane) -> Iterator[_Fetch]:
-        """Hand over `lane`'s fetches in order, starting new ones as slots free up."""
-        names = [ahead.name for ahead in self._ahead]
-        early: Lane | None = None
-        if lane.name in names:
-            index = names.index(lane.name)
-            stale, early, self._ahead = (
-                self._ahead[:index],
-                self._ahead[index],
-                self._ahead[index + 1 :],
-            )
-        else:  # not the lane expected next: plan again from this one
-            stale, self._ahead = self._ahead, []
-            self._last_lane = self._lane_after is None
-        for ahead in stale:  # planned for a sync that did not come
-            self._cancel(ahead)
-        if early is not None and early.plan == lane.plan:
-            lane = early
-        elif early is not None:  # the stream planned differently since: start afresh
-            self._cancel(early)
-        handed: _Fetch | None = None
-        try:
-            self._fill(lane)
-            while lane.started:
-                handed = lane.started.popleft()
-                yield handed
-                handed = None
-                self._in_flight -= 1
-                self._fill(lane)
-        finally:
-            if handed is not None:
-                handed.cancelled.set()
-                self._in_flight -= 1
-            self._cancel(lane)
-
-    def _fill(self, current: Lane) -> None:
-        """Start requests while slots are free: the current lane's first, then the next."""
-        index = -1  # -1: the current lane; i: self._ahead[i]
-        lane = current
-        while self._in_flight < self.concurrency:
-            if lane.unstarted < len(lane.plan):
-                fetch = _Fetch(lane.plan[lane.unstarted])
-                lane.unstarted += 1
-                threading.Thread(target=fetch.run, args=(lane.produce,), daemon=True).start()
-                lane.started.append(fetch)
-                self._in_flight += 1
-                continue
-            index += 1
-            if index == len(self._ahead):
-                following = None if self._last_lane else self._plan_after(lane.name)
-                if following is None:
-                    self._last_lane = True
-                    return
-                self._ahead.append(following)
-            lane = self._ahead[index]
-
-    def _plan_after(self, name: str) -> Lane | None:
-        """The lane that syncs after `name`; None when there is none or it cannot plan."""
-        assert self._lane_after is not None
-        try:
-            return self._lane_after(name)
-        except Exception:  # the stream meets the error again when it syncs
-            return None
-
-    def close(self) -> None:
-        """Stop the requests started early for streams that will not sync (the run failed)."""
-        for lane in self._ahead:
-            self._cancel(lane)
-        self._ahead = []
-        self._last_lane = self._lane_after is None
-
-    def _cancel(self, lane: Lane) -> None:
-        """Stop a lane's started fetches that will never be handed over."""
-        while lane.started:
-            lane.started.popleft().cancelled.set()
-            self._in_flight -= 1
-
-
-def fetch_in_order(
-    requests_: Iterable[Request],
-    produce: Callable[[Request], Iterator[Record]],
-    concurrency: int,
-) -> Iterator[_Fetch]:
-    """Run `produce` for up to `concurrency` requests at once; hand them back in order.
-
-    A request's thread may run ahead by QUEUE_BATCHES batches and then waits, so memory
-    is bounded by the records in flight, never by the size of a response.
-    """
-    return FetchScheduler(concurrency).fetches(Lane("", list(requests_), produce))
-
-
-def lane_after(tap: Tap, name: str) -> Lane | None:
-    """The lane of the stream that syncs after `name`, in the order of `Tap.sync_all`."""
-    order = [
-        stream
-        for stream in tap.streams.values()
-        if (stream.selected or stream.has_selected_descendents) and not stream.parent_stream_type
-    ]
-    names = [stream.name for stream in order]
-    if name not in names or names.index(name) + 1 == len(order):
-        return None
-    following = order[names.index(name) + 1]
-    return following.lane() if isinstance(following, CalvenStream) else None
-
-
 # --- the base stream -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Request:
-    """One GET of a stream: its parameters and the window and location it covers."""
-
-    params: dict[str, str]
-    window: tuple[dt.date, dt.date] | None = None
-    location: str | None = None
-    closes_window: bool = True
-
-    def describe(self) -> str:
-        """For the progress log: the window and, when partitioned, the location."""
-        text = f"window {self.window[0]}..{self.window[1]}" if self.window else "full table"
-        return f"{text}, location {self.location}" if self.location else text
-
-
-# --- the record path ------------------------------------------------------------------
-
-# Keys of a property schema that make the SDK's conformance look inside a value.
-_NESTING_KEYS = frozenset({"properties", "items", "anyOf", "allOf", "oneOf", "patternProperties"})
-
-
-def _is_flat(property_schema: Mapping[str, Any]) -> bool:
-    """True when the SDK conforms this property as one primitive value, never recursing."""
-    types = property_schema.get("type", ())
-    types = (types,) if isinstance(types, str) else types
-    return not _NESTING_KEYS & property_schema.keys() and not {"object", "array"} & set(types)
-
-
-@dataclass(frozen=True)
-class _FastRecordPath:
-    """The SDK's record path for one sync, reduced to what it does to Calven's records.
-
-    Decided once per sync: it exists only when that path is the identity on a record
-    whose keys are all known (or extra keys are kept) and whose boolean fields hold
-    booleans; `accepts` checks those two per record. A record it refuses, and every
-    record of a stream it does not exist for, takes the SDK's own path.
-    """
-
-    stream: str
-    version: int | None
-    known: frozenset[str] | None  # None: any key passes through unchanged
-    booleans: tuple[str, ...]  # the SDK turns a non-boolean value here into `value != 0`
-
-    def accepts(self, record: Record) -> bool:
-        """True when the SDK's path would leave this record exactly as it is."""
-        if self.known is not None and not record.keys() <= self.known:
-            return False
-        for name in self.booleans:
-            value = record.get(name)
-            if value is not None and value.__class__ is not bool:
-                return False
-        return True
-
-    def write(self, record: Record, out: bytearray) -> None:
-        """Append the RECORD line the msgspec writer would write, byte for byte.
-
-        The message is what `RecordMessage.to_dict` builds, key for key, encoded by the
-        SDK's own msgspec encoder.
-        """
-        message: dict[str, Any] = {"type": "RECORD", "stream": self.stream, "record": record}
-        if self.version is not None:
-            message["version"] = self.version
-        message["time_extracted"] = dt.datetime.now(dt.timezone.utc)
-        _encode_into(message, out, -1)
-        out += b"\n"
-
-
-_encode_into = sdk_msgspec.encoder.encode_into
 
 
 def _load_schema(stream_name: str) -> dict[str, Any]:
@@ -731,7 +314,7 @@ class CalvenStream(RESTStream[Any]):
     def __init__(self, tap: TapCalven) -> None:
         super().__init__(tap=tap, schema=_load_schema(self.name))
         self._tap_calven = tap
-        self._fast: _FastRecordPath | None = None
+        self._fast: FastRecordPath | None = None
         self._out = bytearray()  # RECORD lines not yet written to stdout
 
     @property
@@ -880,7 +463,7 @@ class CalvenStream(RESTStream[Any]):
 
     # -- the record path ----------------------------------------------------------------
 
-    def _fast_record_path(self) -> _FastRecordPath | None:
+    def _fast_record_path(self) -> FastRecordPath | None:
         """The lean record path for this sync, or None when the SDK's path must run.
 
         The SDK's path (drop deselected properties, conform types, apply stream maps,
@@ -900,14 +483,14 @@ class CalvenStream(RESTStream[Any]):
             return None
         version = self._stream_version
         if self.TYPE_CONFORMANCE_LEVEL == TypeConformanceLevel.NONE:
-            return _FastRecordPath(self.name, version, None, ())
+            return FastRecordPath(self.name, version, None, ())
         schema = self.effective_schema
         properties: dict[str, dict[str, Any]] = schema.get("properties") or {}
-        if not all(_is_flat(prop) for prop in properties.values()):
+        if not all(is_flat(prop) for prop in properties.values()):
             return None
         known = None if schema.get("additionalProperties") else frozenset(properties)
         booleans = tuple(n for n, prop in properties.items() if _is_exclusive_boolean_type(prop))
-        return _FastRecordPath(self.name, version, known, booleans)
+        return FastRecordPath(self.name, version, known, booleans)
 
     def _write_record_message(self, record: Record) -> None:
         """Write the RECORD message the SDK would write, without its per-record work.
@@ -965,20 +548,3 @@ class CalvenStream(RESTStream[Any]):
     def get_replication_key_signpost(self, context: Context | None = None) -> None:
         """No signpost: the bookmark is capped at today by _complete, not by the SDK."""
         return
-
-
-__all__ = [
-    "APIError",
-    "AuthError",
-    "CalvenAPI",
-    "CalvenError",
-    "CalvenStream",
-    "FetchScheduler",
-    "Lane",
-    "Request",
-    "date_windows",
-    "fetch_in_order",
-    "iter_json_array",
-    "lane_after",
-    "parse_day",
-]

@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from decimal import Decimal
-from functools import cached_property, partial
+from functools import cached_property
 from types import FrameType
 from typing import Any
 
@@ -19,8 +19,9 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
 from tap_calven import __version__, streams
-from tap_calven.client import CalvenAPI, CalvenStream, FetchScheduler, lane_after, parse_day
+from tap_calven.client import CalvenAPI, CalvenStream, parse_day
 from tap_calven.errors import ConfigError
+from tap_calven.fetching import FetchScheduler, Lane
 
 AUTH_METHODS = ("hmac", "client_secret", "basic")
 REGIONS = ("usce1", "ause1")
@@ -266,7 +267,21 @@ class TapCalven(Tap):
     def fetch_scheduler(self) -> FetchScheduler:
         """The run's requests in flight, shared by the streams in the order they sync."""
         concurrency = int(self.settings["max_concurrent_requests"])
-        return FetchScheduler(concurrency, partial(lane_after, self))
+        return FetchScheduler(concurrency, self._lane_after)
+
+    def _lane_after(self, name: str) -> Lane | None:
+        """The lane of the stream that syncs after `name`, in the order of `sync_all`."""
+        order = [
+            stream
+            for stream in self.streams.values()
+            if (stream.selected or stream.has_selected_descendents)
+            and not stream.parent_stream_type
+        ]
+        names = [stream.name for stream in order]
+        if name not in names or names.index(name) + 1 == len(order):
+            return None
+        following = order[names.index(name) + 1]
+        return following.lane() if isinstance(following, CalvenStream) else None
 
     @cached_property
     def api(self) -> CalvenAPI:

@@ -26,15 +26,11 @@ from typing import Any
 import pytest
 
 from tap_calven import client
-from tap_calven.client import (
-    APIError,
-    CalvenStream,
-    FetchScheduler,
-    Lane,
-    Request,
-    _FastRecordPath,
-    iter_json_array,
-)
+from tap_calven.client import CalvenStream
+from tap_calven.errors import APIError
+from tap_calven.fetching import FetchScheduler, Lane, Request
+from tap_calven.json_array import iter_json_array
+from tap_calven.record_path import FastRecordPath
 from tap_calven.sandbox import Sandbox
 from tap_calven.tap import TapCalven
 from tests.conftest import parse_messages, sandbox_config
@@ -80,13 +76,13 @@ def sdk_path_only(monkeypatch: pytest.MonkeyPatch) -> None:
 def fast_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Count the records written by the lean path, by stream."""
     written: list[str] = []
-    original = _FastRecordPath.write
+    original = FastRecordPath.write
 
-    def spy(self: _FastRecordPath, record: dict[str, Any], out: bytearray) -> None:
+    def spy(self: FastRecordPath, record: dict[str, Any], out: bytearray) -> None:
         written.append(self.stream)
         original(self, record, out)
 
-    monkeypatch.setattr(_FastRecordPath, "write", spy)
+    monkeypatch.setattr(FastRecordPath, "write", spy)
     return written
 
 
@@ -263,7 +259,7 @@ def test_one_record_written_either_way_is_the_same_line(
         entry["schema"]["additionalProperties"] = extra_keys_allowed
     stream = TapCalven(config=config, catalog=catalog).streams[BOOKINGS]
 
-    def write(fast: _FastRecordPath | None) -> tuple[bytes, str]:
+    def write(fast: FastRecordPath | None) -> tuple[bytes, str]:
         stream._fast = fast
         out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
         err = io.StringIO()

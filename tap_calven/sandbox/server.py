@@ -482,8 +482,9 @@ class Sandbox:
             return list(self._requests)
 
     def clear_requests(self) -> None:
-        """Empty the request log."""
-        with self._requests_lock:
+        """Empty the request log, after the answers still being sent have been logged."""
+        with self._logged:
+            self._logged.wait_for(lambda: self._unlogged <= 0, timeout=1.0)
             self._requests.clear()
 
     def _will_log(self) -> None:
