@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,23 +85,38 @@ def parse_messages(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
-def run_tap(
+def sync(
     config: dict[str, Any],
+    *,
     state: dict[str, Any] | None = None,
-    streams: list[str] | None = None,
-) -> Run:
-    """Run a full sync in this process, capturing stdout as the CLI would write it."""
-    tap = TapCalven(config=config, state=state)
+    catalog: dict[str, Any] | None = None,
+    streams: Iterable[str] | None = None,
+) -> tuple[bytes, str]:
+    """Run a whole sync in this process; return stdout's bytes and stderr.
+
+    stdout has a binary buffer, as the CLI's does: the msgspec writer writes bytes.
+    """
+    tap = TapCalven(config=config, state=state, catalog=catalog)
     if streams is not None:
+        wanted = set(streams)
         for name, stream in tap.streams.items():
-            stream.selected = name in streams
+            stream.selected = name in wanted
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     err = io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         tap.sync_all()
         out.flush()
-    out.seek(0)
-    return Run(parse_messages(out.read()), err.getvalue())
+    return out.buffer.getvalue(), err.getvalue()  # type: ignore[attr-defined]
+
+
+def run_tap(
+    config: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    streams: list[str] | None = None,
+) -> Run:
+    """Run a full sync in this process and read its messages."""
+    stdout, stderr = sync(config, state=state, streams=streams)
+    return Run(parse_messages(stdout.decode()), stderr)
 
 
 def run_cli(

@@ -33,32 +33,13 @@ from tap_calven.json_array import iter_json_array
 from tap_calven.record_path import FastRecordPath
 from tap_calven.sandbox import Sandbox
 from tap_calven.tap import TapCalven
-from tests.conftest import parse_messages, sandbox_config
+from tests.conftest import parse_messages, sandbox_config, sync
 
 BOOKINGS = "bookings_attendance"
 VOLATILE = re.compile(rb'"time_extracted":"[^"]*"|"version":\d+')
 
 
 # -- helpers --------------------------------------------------------------------------
-
-
-def sync(
-    config: dict[str, Any],
-    *,
-    catalog: dict[str, Any] | None = None,
-    streams: tuple[str, ...] | None = None,
-) -> tuple[bytes, str]:
-    """Run a whole sync in this process; return stdout's bytes and stderr."""
-    tap = TapCalven(config=config, catalog=catalog)
-    if streams is not None:
-        for name, stream in tap.streams.items():
-            stream.selected = name in streams
-    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-    err = io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        tap.sync_all()
-        out.flush()
-    return out.buffer.getvalue(), err.getvalue()  # type: ignore[attr-defined]
 
 
 def masked(stdout: bytes) -> list[bytes]:
