@@ -24,6 +24,10 @@ HMAC_PATH = "/v1/auth"
 CLIENT_SECRET_PATH = "/v1/auth/token"  # noqa: S105 - a path, not a secret
 # Refresh when less than min(60 s, half the token's lifetime) remains (SPEC §5).
 MAX_REFRESH_MARGIN = 60.0
+# `/v1/auth`'s `expiration` is absolute, on Calven's clock: a local clock running ahead
+# shrinks the lifetime we compute, past zero at worst. Then we use the token for this long
+# and let a 401 trigger the refresh, rather than log in again before every request.
+SKEWED_LIFETIME = 30.0
 
 
 def sign(api_key: str, api_secret: str, timestamp: int) -> str:
@@ -58,7 +62,6 @@ class CalvenAuth:
         self._token: str | None = None
         self._refresh_at = 0.0
         self._failure: CalvenError | None = None
-        self.tokens_fetched = 0
 
     @property
     def uses_tokens(self) -> bool:
@@ -85,7 +88,6 @@ class CalvenAuth:
                 except CalvenError as exc:
                     self._failure = exc
                     raise
-                self.tokens_fetched += 1
             return f"Bearer {self._token}"
 
     def invalidate(self, authorization: str) -> None:
@@ -116,5 +118,7 @@ class CalvenAuth:
             raise ResponseError(
                 f"Calven's token response from {self.token_path} lacks a token or its expiry."
             )
-        margin = min(MAX_REFRESH_MARGIN, max(lifetime, 0.0) / 2)
+        if lifetime <= 0:
+            lifetime = SKEWED_LIFETIME
+        margin = min(MAX_REFRESH_MARGIN, lifetime / 2)
         return token, now + lifetime - margin

@@ -14,6 +14,7 @@ import datetime as dt
 import email.utils
 import json
 import logging
+import math
 import queue
 import random
 import sys
@@ -104,6 +105,8 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.timezone.utc)
         seconds = moment.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):  # `nan` or `inf` would crash time.sleep
+        return None
     return float(min(max(seconds, 0.0), RETRY_AFTER_CAP))
 
 
@@ -513,8 +516,11 @@ class CalvenStream(RESTStream[Any]):
     def _write_pending_records(self) -> None:
         """Write the gathered RECORD lines to stdout, ahead of any other message."""
         if self._out:
-            sys.stdout.buffer.write(self._out)
+            # Take the lines before writing: if a signal stops the write part-way, a later
+            # flush must not write them a second time.
+            pending = bytes(self._out)
             self._out.clear()
+            sys.stdout.buffer.write(pending)
 
     def _write_state_message(self) -> None:
         """Write the records gathered so far, then the STATE that covers them."""

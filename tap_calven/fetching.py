@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -200,16 +200,3 @@ class FetchScheduler:
         while lane.started:
             lane.started.popleft().cancelled.set()
             self._in_flight -= 1
-
-
-def fetch_in_order(
-    requests_: Iterable[Request],
-    produce: Callable[[Request], Iterator[Record]],
-    concurrency: int,
-) -> Iterator[_Fetch]:
-    """Run `produce` for up to `concurrency` requests at once; hand them back in order.
-
-    A request's thread may run ahead by QUEUE_BATCHES batches and then waits, so memory
-    is bounded by the records in flight, never by the size of a response.
-    """
-    return FetchScheduler(concurrency).fetches(Lane("", list(requests_), produce))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import sys
@@ -12,6 +13,7 @@ from functools import cached_property
 from types import FrameType
 from typing import Any
 
+from jsonschema import Draft7Validator
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import merge_missing_config_jsonschema
@@ -59,6 +61,21 @@ def _check_id_list(config: Mapping[str, Any], name: str) -> None:
         raise ConfigError(f"Setting '{name}' must be a list of id strings, got {value!r}.")
 
 
+def _positive_seconds(value: object) -> float | None:
+    """A positive, finite number of seconds, or None.
+
+    A config file's fractions arrive as Decimal (the SDK parses JSON numbers that way) and
+    an environment variable's as a string (the SDK parses only integers from the env).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
 def validate_settings(config: Mapping[str, Any]) -> None:
     """Check every setting before any request; raise ConfigError naming the first bad one."""
     for name in ("api_key", "api_secret", "start_date"):
@@ -90,10 +107,7 @@ def validate_settings(config: Mapping[str, Any]) -> None:
     _check_integer(config, "max_concurrent_requests", 1, None)
     _check_integer(config, "max_retries", 0, None)
     timeout = config.get("request_timeout")
-    # A config file's fractions arrive as Decimal: the SDK parses JSON numbers that way.
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float | Decimal) or timeout <= 0
-    ):
+    if timeout is not None and _positive_seconds(timeout) is None:
         raise ConfigError(f"Setting 'request_timeout' must be a positive number, got {timeout!r}.")
     _check_id_list(config, "location_ids")
     _check_id_list(config, "user_ids")
@@ -244,14 +258,28 @@ class TapCalven(Tap):
         merge_missing_config_jsonschema(EMIT_ACTIVATE_VERSION_CONFIG, config_jsonschema)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """Validate with our own one-line messages instead of the SDK's multi-line dump."""
+        """Validate with one-line messages that name the setting, not the SDK's dump.
+
+        Our own settings get the checks of `validate_settings`; the SDK's built-ins
+        (stream maps, flattening, batch config, ...) get their JSON schema.
+        """
         try:
             validate_settings(self.settings)
+            self._validate_builtin_settings()
         except ConfigError as exc:
             if raise_errors:
                 raise
             return [str(exc)]
         return []
+
+    def _validate_builtin_settings(self) -> None:
+        schema = {**self.config_jsonschema, "required": []}
+        self.append_builtin_config(schema)
+        builtins = {k: v for k, v in self.config.items() if k not in OWN_SETTINGS}
+        error = next(iter(Draft7Validator(schema).iter_errors(builtins)), None)
+        if error is not None:
+            name = ".".join(str(part) for part in error.absolute_path) or "config"
+            raise ConfigError(f"Setting '{name}' is invalid: {error.message}.")
 
     @cached_property
     def settings(self) -> dict[str, Any]:
@@ -261,12 +289,17 @@ class TapCalven(Tap):
             for name, schema in self.config_jsonschema["properties"].items()
             if "default" in schema
         }
-        return {**defaults, **{k: v for k, v in self.config.items() if v is not None}}
+        settings = {**defaults, **{k: v for k, v in self.config.items() if v is not None}}
+        seconds = _positive_seconds(settings["request_timeout"])  # validated on its own
+        if seconds is not None:
+            settings["request_timeout"] = seconds
+        return settings
 
     @cached_property
     def fetch_scheduler(self) -> FetchScheduler:
         """The run's requests in flight, shared by the streams in the order they sync."""
         concurrency = int(self.settings["max_concurrent_requests"])
+        _ = self.api  # built here, on the main thread, before any fetching thread needs it
         return FetchScheduler(concurrency, self._lane_after)
 
     def _lane_after(self, name: str) -> Lane | None:
@@ -306,6 +339,10 @@ class TapCalven(Tap):
             signal.Signals(signum).name,
         )
         sys.exit(128 + signum)
+
+
+# The settings `validate_settings` checks; the rest are the SDK's built-ins.
+OWN_SETTINGS = frozenset(TapCalven.config_jsonschema["properties"])
 
 
 def main() -> None:

@@ -133,3 +133,21 @@ def test_a_token_response_without_a_token_is_a_clear_error() -> None:
     )
     with pytest.raises(ResponseError, match="lacks a token"):
         auth.authorization()
+
+
+def test_a_clock_running_ahead_of_calvens_does_not_log_in_before_every_request() -> None:
+    """`expiration` already past on our clock: use the token, and let a 401 refresh it."""
+    clock = FakeClock(1_700_000_000.0)
+    calls = []
+
+    def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        calls.append(path)
+        return {"token": f"t{len(calls)}", "expiration": clock.now - 120}  # 2 min "ago"
+
+    auth = CalvenAuth(method="hmac", api_key="k", api_secret="s", post_json=post, clock=clock)
+    assert auth.authorization() == "Bearer t1"
+    clock.now += 10
+    assert auth.authorization() == "Bearer t1"
+    assert len(calls) == 1
+    auth.invalidate("Bearer t1")  # what a 401 does
+    assert auth.authorization() == "Bearer t2"

@@ -57,6 +57,8 @@ def test_retry_after_reads_seconds_and_http_dates_and_caps_them() -> None:
     assert retry_after_seconds("100000") == 300.0
     assert retry_after_seconds(None) is None
     assert retry_after_seconds("soon") is None
+    assert retry_after_seconds("nan") is None
+    assert retry_after_seconds("inf") is None
     now = 1_700_000_000.0
     date = email.utils.formatdate(now + 20, usegmt=True)
     assert retry_after_seconds(date, now=now) == pytest.approx(20.0)

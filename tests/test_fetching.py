@@ -8,7 +8,13 @@ import time
 import pytest
 
 from tap_calven.errors import RetryableError
-from tap_calven.fetching import Request, fetch_in_order
+from tap_calven.fetching import FetchScheduler, Lane, Request
+
+
+def fetch_in_order(plan, produce, concurrency):
+    """One stream's requests through the run's scheduler, as CalvenStream uses it."""
+    return FetchScheduler(concurrency).fetches(Lane("stream", list(plan), produce))
+
 
 # -- concurrency with in-order output -------------------------------------------------
 

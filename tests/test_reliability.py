@@ -24,6 +24,7 @@ from tap_calven.client import CHUNK_BYTES, CalvenAPI
 from tap_calven.errors import APIError, AuthError, CalvenError, ResponseError
 from tap_calven.sandbox import RequestRecord, Sandbox
 from tap_calven.sandbox.tenant import PRIMARY_KEYS
+from tap_calven.tap import TapCalven
 from tests.conftest import keys, run_cli, run_tap, sandbox_config
 
 USERS = "/v1/analytics/users"
@@ -442,15 +443,16 @@ def test_bad_credentials_are_one_line_exit_1_no_traceback(
 # -- bad API output -----------------------------------------------------------------------
 
 
-def test_drift_extra_fields_and_nulls_pass_and_records_are_complete() -> None:
+def test_drift_extra_fields_and_nulls_pass_and_records_are_complete(caplog) -> None:
     sb = Sandbox(seed=5, users=10, locations=2, past_days=20, future_days=5, drift=True)
     sb.start()
     try:
         run = run_tap(sandbox_config(sb, end_date=sb.today.isoformat()))
+        tap = TapCalven(config=sandbox_config(sb))
     finally:
         sb.stop()
     start = sb.date_range("bookings_attendance")[0]
-    nulls = 0
+    nulls = extras = 0
     for stream, key in PRIMARY_KEYS.items():
         truth = sb.records(stream, start, sb.today)
         got = run.records.get(stream, [])
@@ -458,7 +460,13 @@ def test_drift_extra_fields_and_nulls_pass_and_records_are_complete() -> None:
         assert len(got) == len(truth), stream
         assert keys(got, key) == keys(truth, key), stream
         nulls += sum(value is None for record in got for value in record.values())
+        # Fields no schema names are dropped (the SDK's way: one warning per stream).
+        known = set(tap.streams[stream].schema["properties"])
+        extras += sum(bool(set(record) - known) for record in truth)
+        assert all(set(record) <= known for record in got), stream
     assert nulls  # drift nulled optional fields, and they came through
+    assert extras  # the sandbox did send unexpected fields
+    assert "not found in catalog schema" in caplog.text  # said, not silent
 
 
 @pytest.mark.parametrize("stream", ["users", "presence"])

@@ -140,6 +140,7 @@ class Outcome:
     # label -> value; only labels may appear in a failure message.
     credentials: dict[str, str] = field(repr=False)
     tokens_issued: int = 0
+    faults_armed: int = 0  # faults that never fired their full count
 
 
 def credentials_of(sb: Sandbox, api_key: str, api_secret: str) -> dict[str, str]:
@@ -187,9 +188,10 @@ def run_scenario(scenario: Scenario, workdir: Path) -> Outcome:
     stop = threading.Event()
     revoker = None
     try:
-        faults = list(scenario.faults)
-        if scenario.data_faults:
-            faults += data_faults(with_401=scenario.method != "basic")
+        # The data faults first: a scenario's own fault on the same path (basic-all's 404
+        # on groups) then fires on the retry, so neither is left unfired.
+        faults = data_faults(with_401=scenario.method != "basic") if scenario.data_faults else []
+        faults += scenario.faults
         for kind, path, count, params in faults:
             sb.add_fault(kind, path=path, count=count, **params)
         used_secret = f"wrong-{secrets.token_hex(12)}" if scenario.wrong_secret else api_secret
@@ -227,6 +229,7 @@ def run_scenario(scenario: Scenario, workdir: Path) -> Outcome:
         done.stderr,
         credentials_of(sb, api_key, used_secret),
         len(sb.issued_tokens),
+        sb.faults_armed,
     )
 
 
@@ -267,6 +270,7 @@ def test_no_credential_in_the_output_at_debug(
     errors = [line for line in redacted(outcome).splitlines() if "| ERROR" in line]
     if scenario.fails_with is None:
         assert outcome.returncode == 0, errors
+        assert outcome.faults_armed == 0  # every fault the scenario armed did fire
     else:
         assert outcome.returncode == 1
         assert len(errors) == 1, errors

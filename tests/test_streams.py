@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from typing import Any
 
 import pytest
@@ -322,3 +323,31 @@ def test_batch_mode_never_states_a_bookmark_before_its_records_are_in_a_batch(
                 checked += 1
     assert checked >= 2
     assert run.bookmark("bookings_attendance") == sandbox.today.isoformat()
+
+
+def test_dates_are_sent_as_yyyy_mm_dd(full_run) -> None:
+    _, requests = full_run
+    dated = [r for r in requests if "startDate" in r.query]
+    assert dated
+    for request in dated:
+        for name in ("startDate", "endDate"):
+            assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", request.query[name]), request.query
+
+
+def test_progress_names_the_location_when_partitioned(sandbox: Sandbox, caplog) -> None:
+    locations = [r["locationId"] for r in sandbox.records("locations")][:2]
+    start = sandbox.today - dt.timedelta(days=9)
+    with caplog.at_level("INFO"):
+        run_tap(
+            sandbox_config(
+                sandbox, start_date=start.isoformat(), horizon_days=0, location_ids=locations
+            ),
+            streams=["bookings_attendance"],
+        )
+    lines = [
+        r.getMessage() for r in caplog.records if "bookings_attendance: window" in r.getMessage()
+    ]
+    assert len(lines) == 2
+    for line, location in zip(lines, locations, strict=True):
+        assert f"window {start}..{sandbox.today}, location {location}:" in line
+        assert "records in" in line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,8 @@ import pytest
 
 from tap_calven import __version__
 from tap_calven.errors import ConfigError
-from tap_calven.sandbox import Sandbox
-from tap_calven.tap import TapCalven, validate_settings
+from tap_calven.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
+from tap_calven.tap import OWN_SETTINGS, STREAM_TYPES, TapCalven, validate_settings
 from tests.conftest import run_cli, sandbox_config
 
 SETTINGS = [
@@ -114,8 +115,11 @@ def test_discover_needs_no_config(tmp_path: Path) -> None:
 
 
 def test_connection_test_reads_from_the_sandbox(tmp_path: Path, sandbox: Sandbox) -> None:
+    sandbox.clear_requests()
     run = run_cli(tmp_path, sandbox_config(sandbox), "--test")
     assert run.returncode == 0, run.stderr
+    read = {r.path for r in sandbox.requests if r.status == 200}
+    assert {cls.path for cls in STREAM_TYPES} <= read  # one request per stream, at least
 
 
 def good(sb: Sandbox) -> dict[str, Any]:
@@ -140,6 +144,10 @@ BAD_CONFIGS = [
     ({"max_concurrent_requests": 0}, "max_concurrent_requests"),
     ({"request_timeout": 0}, "request_timeout"),
     ({"request_timeout": -5}, "request_timeout"),
+    ({"request_timeout": "nan"}, "request_timeout"),
+    ({"request_timeout": "soon"}, "request_timeout"),
+    ({"batch_config": {"encoding": {"format": "xml"}}}, "batch_config.encoding.format"),
+    ({"flattening_enabled": "yes"}, "flattening_enabled"),
     ({"auth_method": "oauth"}, "auth_method"),
     ({"region": "eu"}, "region"),
     ({"api_url": "calven.example"}, "api_url"),
@@ -153,8 +161,9 @@ def test_bad_config_is_refused_before_any_request(
     change: dict[str, Any], setting: str, sandbox: Sandbox
 ) -> None:
     config = {k: v for k, v in {**good(sandbox), **change}.items() if v is not None}
-    with pytest.raises(ConfigError, match=f"'{setting}'"):
-        validate_settings(config)
+    if setting in OWN_SETTINGS:  # the SDK's built-ins are checked against their schema
+        with pytest.raises(ConfigError, match=f"'{setting}'"):
+            validate_settings(config)
     with pytest.raises(ConfigError, match=f"'{setting}'"):
         TapCalven(config=config)
 
@@ -187,3 +196,26 @@ def test_a_traceback_appears_only_at_debug(tmp_path: Path, sandbox: Sandbox) -> 
     assert "Traceback" not in quiet.stderr
     assert "Traceback" in loud.stderr
     assert quiet.returncode == loud.returncode == 1
+
+
+def test_settings_from_the_environment(tmp_path: Path, sandbox: Sandbox) -> None:
+    """`--config=ENV`: integers, lists and a timeout in seconds arrive as strings."""
+    start = sandbox.today - dt.timedelta(days=9)
+    env = {
+        "TAP_CALVEN_API_URL": sandbox.url,
+        "TAP_CALVEN_API_KEY": DEFAULT_API_KEY,
+        "TAP_CALVEN_API_SECRET": DEFAULT_API_SECRET,
+        "TAP_CALVEN_START_DATE": start.isoformat(),
+        "TAP_CALVEN_WINDOW_DAYS": "5",
+        "TAP_CALVEN_REQUEST_TIMEOUT": "60",
+        "TAP_CALVEN_USER_IDS": json.dumps([r["userId"] for r in sandbox.records("users")][:2]),
+    }
+    sandbox.clear_requests()
+    run = run_cli(tmp_path, None, "--config", "ENV", env=env)
+    assert run.returncode == 0, run.stderr
+    presence = [r for r in sandbox.requests if r.path == "/v1/analytics/presence"]
+    assert sorted((r.query["startDate"], r.query["endDate"]) for r in presence) == [
+        (start.isoformat(), (start + dt.timedelta(days=4)).isoformat()),
+        ((start + dt.timedelta(days=5)).isoformat(), sandbox.today.isoformat()),
+    ]
+    assert {r.query["userIds"].count(",") for r in presence} == {1}

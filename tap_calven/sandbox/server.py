@@ -459,6 +459,11 @@ class Sandbox:
         """Disarm every fault."""
         self._faults.clear()
 
+    @property
+    def faults_armed(self) -> int:
+        """Faults not yet fired their full count, so a test can check that all of them did."""
+        return len(self._faults)
+
     def revoke_tokens(self) -> None:
         """Invalidate every token issued so far."""
         with self._tokens_lock:
