@@ -20,20 +20,13 @@ from pathlib import Path
 import duckdb
 
 from tap_calven.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
+from tap_calven.tap import STREAM_TYPES
 
 REPO = Path(__file__).resolve().parents[1]
 MELTANO = REPO / ".venv-meltano" / "bin" / "meltano"
 DATABASE = REPO / "output" / "warehouse.duckdb"
 SCHEMA = "calven"
-STREAMS = (
-    "users",
-    "groups",
-    "locations",
-    "desks",
-    "bookings_attendance",
-    "presence",
-    "user_actions_log",
-)
+STREAMS = tuple(cls.name for cls in STREAM_TYPES)
 # Meltano's console lines: "<time> [<level>] <plugin> <message>".
 LOG_LINE = re.compile(r"^\S+ \[(?P<level>\w+)\s*\] (?P<plugin>\S+)\s+(?P<message>.*)$")
 STARTED = time.monotonic()

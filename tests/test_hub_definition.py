@@ -20,22 +20,14 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from tap_calven.tap import TapCalven
+from tap_calven.tap import STREAM_TYPES, TapCalven
 
 REPO = Path(__file__).resolve().parents[1]
 HUB_SCHEMA_DIR = (REPO / ".." / "shared" / "hub-schema").resolve()
 HUB_FILE = REPO / "hub" / "extractors" / "tap-calven" / "calven.yml"
 MELTANO_YML = REPO / "meltano.yml"
 
-STREAMS = (
-    "users",
-    "groups",
-    "locations",
-    "desks",
-    "bookings_attendance",
-    "presence",
-    "user_actions_log",
-)
+STREAMS = tuple(cls.name for cls in STREAM_TYPES)
 # JSON schema type of a setting -> the Meltano `kind` it must have.
 KIND_OF_TYPE = {
     "string": "string",

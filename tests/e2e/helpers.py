@@ -10,20 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 from tap_calven.sandbox import Sandbox
+from tap_calven.tap import STREAM_TYPES
 
 from .conftest import Meltano, tap_env
 
-# Stream -> primary key (SPEC §2).
-KEYS: dict[str, tuple[str, ...]] = {
-    "users": ("userId",),
-    "groups": ("groupId",),
-    "locations": ("locationId",),
-    "desks": ("deskId",),
-    "bookings_attendance": ("userId", "day"),
-    "presence": ("sourceId", "eventId"),
-    "user_actions_log": ("actionId",),
-}
-WINDOWED = ("bookings_attendance", "presence", "user_actions_log")
+# Stream -> primary key, and the windowed streams, as the tap declares them.
+KEYS: dict[str, tuple[str, ...]] = {cls.name: tuple(cls.primary_keys or ()) for cls in STREAM_TYPES}
+WINDOWED = tuple(cls.name for cls in STREAM_TYPES if cls.replication_key)
 HORIZON_DAYS = 14  # the tap's default `horizon_days`
 LOOKBACK_DAYS = 7  # the tap's default `lookback_days`
 BOOKINGS_PATH = "/v1/analytics/user-booking-attendance"
