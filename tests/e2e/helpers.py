@@ -16,7 +16,7 @@ from .conftest import Meltano, tap_env
 
 # Stream -> primary key, and the windowed streams, as the tap declares them.
 KEYS: dict[str, tuple[str, ...]] = {cls.name: tuple(cls.primary_keys or ()) for cls in STREAM_TYPES}
-WINDOWED = tuple(cls.name for cls in STREAM_TYPES if cls.replication_key)
+WINDOWED = tuple(cls.name for cls in STREAM_TYPES if isinstance(cls.replication_key, str))
 HORIZON_DAYS = 14  # the tap's default `horizon_days`
 LOOKBACK_DAYS = 7  # the tap's default `lookback_days`
 BOOKINGS_PATH = "/v1/analytics/user-booking-attendance"
