@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import signal
 import subprocess
@@ -108,3 +109,50 @@ def test_cli_rejects_bad_fault_spec() -> None:
     )
     assert done.returncode == 2
     assert "teapot" in done.stderr
+
+
+def test_a_plain_curl_session_authenticates_and_reads() -> None:
+    """What the README promises a newcomer: no Python client, just curl."""
+    proc = subprocess.Popen(
+        [*_command(), "--port", "0", "--users", "6"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        url = _first_line(proc).strip().removeprefix("tap-calven-sandbox listening on ")
+        ts = int(time.time())
+        body = json.dumps(
+            {
+                "apiKey": DEFAULT_API_KEY,
+                "timestamp": ts,
+                "hash": hmac_signature(DEFAULT_API_KEY, DEFAULT_API_SECRET, ts),
+            }
+        )
+
+        def curl(*args: str) -> str:
+            done = subprocess.run(
+                ["curl", "--silent", "--show-error", "--fail", *args],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            )
+            return done.stdout
+
+        login = curl(
+            "-X", "POST", f"{url}/v1/auth", "-H", "Content-Type: application/json", "-d", body
+        )
+        token = json.loads(login)["token"]
+        offices = json.loads(
+            curl(f"{url}/v1/analytics/locations", "-H", f"Authorization: Bearer {token}")
+        )
+        assert offices
+        assert {"locationId", "locationName", "address", "status"} <= offices[0].keys()
+        users = json.loads(
+            curl("-u", f"{DEFAULT_API_KEY}:{DEFAULT_API_SECRET}", f"{url}/v1/analytics/users/basic")
+        )
+        assert len(users) == 6
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
