@@ -255,6 +255,7 @@ class CalvenAPI:
         raise APIError(
             f"Calven answered HTTP {status} to {method} {path}: {message or 'no message'}.{hint}",
             status=status,
+            path=path,
         )
 
     def _wait_before_retry(self, exc: RetryableError, retry: int, method: str, path: str) -> None:
@@ -416,7 +417,7 @@ class CalvenStream(RESTStream[Any]):
                     count += 1
                     yield record
             except APIError as exc:
-                if exc.status == 404 and self.path_is_assumed:
+                if exc.status == 404 and exc.path == self.request_path and self.path_is_assumed:
                     self.logger.warning(
                         "Stream '%s' skipped: Calven has no %s (HTTP 404); this path is "
                         "assumed, not documented.",

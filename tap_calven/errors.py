@@ -18,9 +18,10 @@ class AuthError(CalvenError):
 class APIError(CalvenError):
     """Calven answered with an error status that retrying will not fix."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, path: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.path = path
 
 
 class ResponseError(CalvenError):

@@ -351,3 +351,13 @@ def test_progress_names_the_location_when_partitioned(sandbox: Sandbox, caplog) 
     for line, location in zip(lines, locations, strict=True):
         assert f"window {start}..{sandbox.today}, location {location}:" in line
         assert "records in" in line
+
+
+def test_a_404_from_the_token_endpoint_is_not_taken_for_a_missing_groups_path(
+    fresh_sandbox: Sandbox,
+) -> None:
+    from tap_calven.errors import APIError
+
+    fresh_sandbox.add_fault("404", path="/v1/auth", count=None)
+    with pytest.raises(APIError, match="/v1/auth"):
+        run_tap(sandbox_config(fresh_sandbox), streams=["groups"])
