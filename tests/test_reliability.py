@@ -86,6 +86,14 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "| ERROR" in line]
 
 
+def the_one_error_line(stderr: str) -> str:
+    """A failed run says why in exactly one ERROR line, with no traceback."""
+    errors = error_lines(stderr)
+    assert len(errors) == 1, stderr
+    assert "Traceback" not in stderr
+    return errors[0]
+
+
 def assert_complete(sb: Sandbox, run_records: list[dict[str, Any]], stream: str) -> None:
     """Every record of the sandbox, each exactly once (by primary key)."""
     key = PRIMARY_KEYS[stream]
@@ -138,10 +146,7 @@ def test_running_out_of_retries_on_the_command_line_is_one_line_exit_1(
     tenant.add_fault(kind, path=USERS, count=None)
     run = run_cli(tmp_path, sandbox_config(tenant, max_retries=1))
     assert run.returncode == 1
-    errors = error_lines(run.stderr)
-    assert len(errors) == 1, run.stderr
-    assert f"GET {USERS} failed after 2 attempts" in errors[0]
-    assert "Traceback" not in run.stderr
+    assert f"GET {USERS} failed after 2 attempts" in the_one_error_line(run.stderr)
     assert len(hits(tenant, USERS)) == 2
 
 
@@ -410,10 +415,8 @@ def test_400_403_404_are_not_retried_and_name_status_path_and_message(
     tenant.add_fault(kind, path=USERS, count=None)
     run = run_cli(tmp_path, sandbox_config(tenant, max_retries=3))
     assert run.returncode == 1
-    errors = error_lines(run.stderr)
-    assert len(errors) == 1, run.stderr
-    assert f"Calven answered HTTP {kind} to GET {USERS}: {words}" in errors[0]
-    assert "Traceback" not in run.stderr
+    line = the_one_error_line(run.stderr)
+    assert f"Calven answered HTTP {kind} to GET {USERS}: {words}" in line
     assert len(hits(tenant, USERS)) == 1
 
 
@@ -424,11 +427,9 @@ def test_bad_credentials_are_one_line_exit_1_no_traceback(
     config = sandbox_config(tenant, auth_method=method, api_secret="not-the-secret")
     run = run_cli(tmp_path, config)
     assert run.returncode == 1
-    errors = error_lines(run.stderr)
-    assert len(errors) == 1, run.stderr
-    assert "Calven rejected the API key or secret (HTTP 401" in errors[0]
-    assert ("clock" in errors[0]) == (method == "hmac")
-    assert "Traceback" not in run.stderr
+    line = the_one_error_line(run.stderr)
+    assert "Calven rejected the API key or secret (HTTP 401" in line
+    assert ("clock" in line) == (method == "hmac")
     assert not run.records
     sent = tenant.requests
     assert {r.status for r in sent} == {401}
