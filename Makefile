@@ -1,6 +1,7 @@
 # make test: build or refresh .venv from a fresh clone, lint, type-check, run every test.
 # make demo: sandbox -> meltano run tap-calven target-duckdb -> a summary read from DuckDB.
 # make bench: the benchmark table (see benchmarks/README.md).
+# make matrix: the fast tests on moved clocks, odd time zones, random order, a busy CPU.
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +14,7 @@ MELTANO_VENV := .venv-meltano
 MELTANO_SPEC := meltano~=4.4
 MELTANO_STAMP := $(MELTANO_VENV)/.installed
 
-.PHONY: install meltano test lint typecheck pytest demo bench clean
+.PHONY: install meltano test lint typecheck pytest matrix demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,9 @@ pytest: install meltano
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+matrix: install meltano
+	$(BIN)/python scripts/test_matrix.py
 
 demo: install meltano
 	$(BIN)/python scripts/demo.py

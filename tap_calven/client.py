@@ -31,17 +31,18 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import RESTStream
 
+from tap_calven import windows
 from tap_calven.auth import CalvenAuth
 from tap_calven.errors import (
     APIError,
     AuthError,
-    ConfigError,
     ResponseError,
     RetryableError,
 )
 from tap_calven.fetching import Lane, Request
 from tap_calven.json_array import iter_json_array
 from tap_calven.record_path import OUT_BYTES, FastRecordPath, is_flat
+from tap_calven.windows import date_windows, parse_day
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -55,36 +56,6 @@ RETRY_AFTER_CAP = 300.0  # SPEC §5: Retry-After is honoured up to 5 minutes
 BACKOFF_CAP = 60.0
 BACKOFF_BASE = 0.5  # first back-off, doubled per retry, with jitter
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-# --- dates and windows -----------------------------------------------------------------
-
-
-def parse_day(label: str, value: object) -> dt.date:
-    """Read a day: `YYYY-MM-DD`, or a date-time whose UTC date is taken."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            if len(text) == 10:
-                return dt.date.fromisoformat(text)
-            moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            if moment.tzinfo is not None:
-                moment = moment.astimezone(dt.timezone.utc)
-            return moment.date()
-    raise ConfigError(f"{label} is not a valid date: {value!r} (expected YYYY-MM-DD).")
-
-
-def date_windows(start: dt.date, end: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:
-    """Split the inclusive range [start, end] into windows of at most `days` days."""
-    windows = []
-    while start <= end:
-        last = min(start + dt.timedelta(days=days - 1), end)
-        windows.append((start, last))
-        start = last + dt.timedelta(days=1)
-    return windows
 
 
 # --- HTTP ------------------------------------------------------------------------------
@@ -145,7 +116,7 @@ class CalvenAPI:
             api_secret=str(config["api_secret"]),
             post_json=self.post_json,
         )
-        self.today = dt.datetime.now(dt.timezone.utc).date()  # one "today" for the whole run
+        self.today = windows.utc_today()  # one "today" for the whole run
         self._sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
 
     def _session(self) -> requests.Session:
@@ -351,20 +322,20 @@ class CalvenStream(RESTStream[Any]):
     def window_range(self) -> tuple[dt.date, dt.date]:
         """The days to read this run: from the bookmark minus the lookback, or start_date."""
         config = self.settings
-        start = parse_day("Setting 'start_date'", config["start_date"])
         # Read, not `stream_state`: that creates an entry, and a stream may be planned
         # (its first requests started) while the one before it is still syncing.
         bookmarks = self.tap_state.get("bookmarks") or {}
-        bookmark = (bookmarks.get(self.name) or {}).get("replication_key_value")
-        if bookmark:
-            resume = parse_day(f"The state bookmark of stream '{self.name}'", bookmark)
-            start = max(start, resume - dt.timedelta(days=int(config["lookback_days"])))
-        if config.get("end_date"):
-            end = parse_day("Setting 'end_date'", config["end_date"])
-        else:
-            horizon = int(config["horizon_days"]) if self.reads_horizon else 0
-            end = self.api.today + dt.timedelta(days=horizon)
-        return start, end
+        value = (bookmarks.get(self.name) or {}).get("replication_key_value")
+        label = f"The state bookmark of stream '{self.name}'"
+        end_date = config.get("end_date")
+        return windows.read_range(
+            start_date=parse_day("Setting 'start_date'", config["start_date"]),
+            end_date=parse_day("Setting 'end_date'", end_date) if end_date else None,
+            bookmark=parse_day(label, value) if value else None,
+            lookback_days=int(config["lookback_days"]),
+            today=self.api.today,
+            horizon_days=int(config["horizon_days"]) if self.reads_horizon else 0,
+        )
 
     def plan_requests(self) -> list[Request]:
         """Every request of this run, in the order their records will be emitted."""
@@ -455,7 +426,7 @@ class CalvenStream(RESTStream[Any]):
         )
         if request.window is None or not request.closes_window:
             return
-        bookmark = min(request.window[1], self.api.today)
+        bookmark = windows.bookmark_after(request.window[1], self.api.today)
         state = self.stream_state
         state["replication_key"] = self.replication_key
         state["replication_key_value"] = bookmark.isoformat()

@@ -19,15 +19,29 @@ import pytest
 from tap_calven.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
 from tap_calven.tap import TapCalven
 
+# Every sandbox in the suite is anchored on this day, and in-process tap runs take it as
+# "today" (`pinned_today` below): no test reads the machine's clock for a date. 75 days back
+# crosses a year boundary. Subprocess runs pin the same day with the tap's `end_date`.
+TODAY = dt.date(2025, 3, 12)  # a Wednesday
 PAST_DAYS = 75
 FUTURE_DAYS = 21
 TAP = str(Path(sys.executable).with_name("tap-calven"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def pinned_today() -> Iterator[dt.date]:
+    """The tap's one clock reading, `windows.utc_today`, answers TODAY in this process."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("tap_calven.windows.utc_today", lambda: TODAY)
+        yield TODAY
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
     """One tenant for the read-only tests; tests that add faults clear them afterwards."""
-    sb = Sandbox(seed=7, users=30, locations=3, past_days=PAST_DAYS, future_days=FUTURE_DAYS)
+    sb = Sandbox(
+        seed=7, users=30, locations=3, past_days=PAST_DAYS, future_days=FUTURE_DAYS, today=TODAY
+    )
     sb.start()
     yield sb
     sb.stop()
@@ -36,7 +50,7 @@ def sandbox() -> Iterator[Sandbox]:
 @pytest.fixture
 def fresh_sandbox() -> Iterator[Sandbox]:
     """A private tenant for tests that fault, revoke or revise it."""
-    sb = Sandbox(seed=11, users=12, locations=2, past_days=40, future_days=14)
+    sb = Sandbox(seed=11, users=12, locations=2, past_days=40, future_days=14, today=TODAY)
     sb.start()
     yield sb
     sb.stop()

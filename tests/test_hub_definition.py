@@ -1,7 +1,7 @@
 """The Meltano Hub definition (hub/) and meltano.yml against Hub's schemas and the tap itself.
 
-Hub's JSON schemas live beside the repository, in `../shared/hub-schema/` (CI clones the repo
-with shared/ next to it). They are required: a missing folder fails the test, never skips it.
+Hub's JSON schemas are vendored in `hub/schema/` (its README says where from and under which
+license). They are required: a missing file fails the test, never skips it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from referencing.jsonschema import DRAFT7
 from tap_calven.tap import STREAM_TYPES, TapCalven
 
 REPO = Path(__file__).resolve().parents[1]
-HUB_SCHEMA_DIR = (REPO / ".." / "shared" / "hub-schema").resolve()
+HUB_SCHEMA_DIR = REPO / "hub" / "schema"
 HUB_FILE = REPO / "hub" / "extractors" / "tap-calven" / "calven.yml"
 MELTANO_YML = REPO / "meltano.yml"
 
@@ -66,8 +66,8 @@ def hub_validator() -> Draft7Validator:
     """A draft-07 validator for Hub's extractor schema, refs resolved by file path."""
     if not (HUB_SCHEMA_DIR / "plugin_definitions" / "extractors.schema.json").is_file():
         pytest.fail(
-            f"Meltano Hub schemas not found at {HUB_SCHEMA_DIR} (expected the shared/ folder "
-            "beside the repository, with hub-schema/plugin_definitions/extractors.schema.json)"
+            f"Meltano Hub schemas not found at {HUB_SCHEMA_DIR} (expected the vendored copy, "
+            "hub/schema/plugin_definitions/extractors.schema.json)"
         )
 
     def retrieve(uri: str) -> Resource[Any]:

@@ -20,7 +20,7 @@ import pytest
 
 from tap_calven.sandbox import Sandbox
 from tap_calven.sandbox.tenant import PRIMARY_KEYS
-from tests.conftest import TAP, keys, parse_messages, run_cli, sandbox_config
+from tests.conftest import TAP, TODAY, keys, parse_messages, run_cli, sandbox_config
 
 BOOKINGS = "/v1/analytics/user-booking-attendance"
 STATES_BEFORE_KILL = 4
@@ -31,7 +31,15 @@ HORIZON = 7
 @pytest.fixture
 def slow_tenant() -> Iterator[Sandbox]:
     """Small, with latency: each one-day window takes a moment, so a kill lands mid-stream."""
-    sb = Sandbox(seed=21, users=10, locations=2, past_days=25, future_days=HORIZON, latency_ms=40)
+    sb = Sandbox(
+        seed=21,
+        users=10,
+        locations=2,
+        past_days=25,
+        future_days=HORIZON,
+        latency_ms=40,
+        today=TODAY,
+    )
     sb.start()
     yield sb
     sb.stop()
@@ -87,6 +95,8 @@ def test_a_killed_run_resumes_from_its_last_state_and_loses_nothing(
         max_concurrent_requests=1,
         lookback_days=LOOKBACK,
         horizon_days=HORIZON,
+        # The tap runs in a subprocess, on the machine's clock: end where the tenant ends.
+        end_date=(sb.today + dt.timedelta(days=HORIZON)).isoformat(),
     )
     start = dt.date.fromisoformat(config["start_date"])
     status, killed, stderr = interrupted_run(tmp_path, config, signum)

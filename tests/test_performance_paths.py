@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tap_calven import client
+from tap_calven import windows
 from tap_calven.client import CalvenStream
 from tap_calven.errors import APIError
 from tap_calven.fetching import FetchScheduler, Lane, Request
@@ -33,7 +33,7 @@ from tap_calven.json_array import iter_json_array
 from tap_calven.record_path import FastRecordPath
 from tap_calven.sandbox import Sandbox
 from tap_calven.tap import TapCalven
-from tests.conftest import parse_messages, sandbox_config, sync
+from tests.conftest import TODAY, parse_messages, sandbox_config, sync
 
 BOOKINGS = "bookings_attendance"
 VOLATILE = re.compile(rb'"time_extracted":"[^"]*"|"version":\d+')
@@ -88,7 +88,9 @@ def overlapping(intervals: list[tuple[float, float, str]]) -> list[tuple[str, st
 @pytest.fixture(scope="module")
 def slow_tenant() -> Iterator[Sandbox]:
     """A little latency, so that concurrent requests really overlap."""
-    sb = Sandbox(seed=5, users=15, locations=3, past_days=40, future_days=7, latency_ms=15)
+    sb = Sandbox(
+        seed=5, users=15, locations=3, past_days=40, future_days=7, latency_ms=15, today=TODAY
+    )
     sb.start()
     yield sb
     sb.stop()
@@ -125,7 +127,7 @@ def test_concurrent_runs_write_exactly_what_a_sequential_run_writes(
 
     # In window order: days never go back to an earlier window, and once a window's
     # STATE is out no later record belongs to it.
-    window_starts = [first for first, _ in client.date_windows(start, end, 5)]
+    window_starts = [first for first, _ in windows.date_windows(start, end, 5)]
     last_window, bookmark = 0, ""
     for message in messages:
         if message["type"] == "STATE":
@@ -153,8 +155,8 @@ def test_the_state_sequence_of_a_concurrent_run_is_the_sequential_one(slow_tenan
             m["value"] for m in parse_messages(stdout.decode()) if m["type"] == "STATE"
         ]
     assert states[4] == states[1]
-    windows = len(client.date_windows(sb.date_range(BOOKINGS)[0], sb.today, 3))
-    assert len(states[1]) > windows  # one per completed window, at least
+    window_count = len(windows.date_windows(sb.date_range(BOOKINGS)[0], sb.today, 3))
+    assert len(states[1]) > window_count  # one per completed window, at least
 
 
 def test_a_failing_run_stops_the_requests_it_started_for_later_streams(
@@ -191,7 +193,9 @@ def test_a_failing_run_stops_the_requests_it_started_for_later_streams(
 @pytest.fixture(scope="module")
 def drifting_tenant() -> Iterator[Sandbox]:
     """Records with unexpected fields (lists and objects too), nulls and missing fields."""
-    sb = Sandbox(seed=9, users=12, locations=2, past_days=20, future_days=5, drift=True)
+    sb = Sandbox(
+        seed=9, users=12, locations=2, past_days=20, future_days=5, drift=True, today=TODAY
+    )
     sb.start()
     yield sb
     sb.stop()

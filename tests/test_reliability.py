@@ -7,6 +7,7 @@ Waits are kept short: Retry-After 0 or 1 and a tiny back-off base for in-process
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import json
 import logging
@@ -25,7 +26,7 @@ from tap_calven.errors import APIError, AuthError, CalvenError, ResponseError
 from tap_calven.sandbox import RequestRecord, Sandbox
 from tap_calven.sandbox.tenant import PRIMARY_KEYS
 from tap_calven.tap import TapCalven
-from tests.conftest import keys, run_cli, run_tap, sandbox_config
+from tests.conftest import TODAY, keys, run_cli, run_tap, sandbox_config
 
 USERS = "/v1/analytics/users"
 PRESENCE = "/v1/analytics/presence"
@@ -55,7 +56,7 @@ def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def tenant() -> Iterator[Sandbox]:
     """A small private tenant: faults and revocations must not leak into other tests."""
-    sb = Sandbox(seed=5, users=10, locations=2, past_days=20, future_days=5)
+    sb = Sandbox(seed=5, users=10, locations=2, past_days=20, future_days=5, today=TODAY)
     sb.start()
     yield sb
     sb.stop()
@@ -200,18 +201,31 @@ def test_a_5xx_burst_across_concurrent_windows_loses_nothing(tenant: Sandbox) ->
 
 
 def test_a_retry_after_a_drop_mid_body_repeats_no_record() -> None:
-    """Records read before the connection dropped are not emitted again by the retry."""
-    sb = Sandbox(seed=9, users=40, locations=1, past_days=30, future_days=0).start()
+    """Records read before the connection dropped are not emitted again by the retry.
+
+    The range is exactly one 30-day window, so the dropped request and its retry are the
+    only two requests to the path, whatever order concurrent requests would arrive in.
+    """
+    sb = Sandbox(seed=9, users=40, locations=1, past_days=30, future_days=0, today=TODAY).start()
     try:
         first = sb.date_range("bookings_attendance")[0]
+        last = first + dt.timedelta(days=29)
         sb.add_fault("drop", path=BOOKINGS)
-        config = sandbox_config(sb, window_days=30, end_date=sb.today.isoformat(), max_retries=2)
+        config = sandbox_config(sb, window_days=30, end_date=last.isoformat(), max_retries=2)
         run = run_tap(config, streams=["bookings_attendance"])
-        truth = sb.records("bookings_attendance", first, sb.today)
+        truth = sb.records("bookings_attendance", first, last)
     finally:
         sb.stop()
-    dropped, served = [r for r in sb.requests if r.path == BOOKINGS][:2]
-    assert dropped.query == served.query  # the same window, read twice
+    dropped, served = [r for r in sb.requests if r.path == BOOKINGS]
+    assert (
+        dropped.query
+        == served.query
+        == {
+            **dropped.query,
+            "startDate": first.isoformat(),
+            "endDate": last.isoformat(),
+        }
+    )
     # The first attempt delivered several read-sized chunks, so whole records were read
     # (and emitted) before the drop; the retry read them again.
     assert dropped.bytes_sent > 2 * CHUNK_BYTES
@@ -328,7 +342,9 @@ def test_a_401_with_basic_credentials_is_not_retried(tenant: Sandbox) -> None:
 
 
 def test_tokens_revoked_mid_run_are_replaced_once_and_nothing_is_lost() -> None:
-    sb = Sandbox(seed=5, users=10, locations=2, past_days=20, future_days=5, latency_ms=20)
+    sb = Sandbox(
+        seed=5, users=10, locations=2, past_days=20, future_days=5, latency_ms=20, today=TODAY
+    )
     sb.start()
     stop = threading.Event()
 
@@ -360,29 +376,45 @@ def test_tokens_revoked_mid_run_are_replaced_once_and_nothing_is_lost() -> None:
 
 @pytest.mark.parametrize("method", list(TOKEN_PATHS))
 def test_short_lived_tokens_are_refreshed_before_they_expire(method: str) -> None:
-    """Two-second tokens, back-to-back 100 ms data requests for longer than a token lives.
+    """Two-second tokens, one after another over 41 data requests of at least 100 ms each.
 
+    The requests span over 4.1 s, longer than two tokens live, so the run must use at
+    least three tokens: counted from the Authorization headers the sandbox saw, not timed.
     Refreshing only at expiry would send some requests with a token that expires before
     the sandbox checks it, 100 ms later (401s); refreshing ahead, with the margin, sends
     none. Only data requests are slow: a slow token endpoint would hide a missing margin.
     """
-    sb = Sandbox(seed=5, users=10, locations=2, past_days=20, future_days=5, token_lifetime=2)
+    sb = Sandbox(
+        seed=5, users=10, locations=2, past_days=45, future_days=0, token_lifetime=2, today=TODAY
+    )
     sb.start()
     sb.add_fault("slow", path=PRESENCE, count=None, seconds=0.1)
     try:
-        config = sandbox_config(sb, auth_method=method, window_days=1, max_concurrent_requests=1)
+        config = sandbox_config(
+            sb,
+            auth_method=method,
+            window_days=1,
+            max_concurrent_requests=1,
+            end_date=(TODAY - dt.timedelta(days=1)).isoformat(),
+        )
         run = run_tap(config, streams=["presence"])
     finally:
         sb.stop()
     data = hits(sb, PRESENCE)
-    assert data[-1].started - data[0].started > 2  # the run outlived the first token
+    days = (
+        dt.date.fromisoformat(config["end_date"]) - dt.date.fromisoformat(config["start_date"])
+    ).days
+    assert len(data) == days + 1 > 41  # one request per day: over 4.1 s of 100 ms requests
+    assert len({r.headers.get("Authorization") for r in data}) >= 3  # outlived two tokens
     assert run.records["presence"]
     assert [r.status for r in sb.requests if r.status != 200] == []  # no 401: none expired
     assert len(token_posts(sb, TOKEN_PATHS[method])) >= 3  # refreshed ahead, not on a 401
 
 
 def test_concurrent_requests_meeting_a_401_together_cause_one_refresh() -> None:
-    sb = Sandbox(seed=5, users=10, locations=2, past_days=20, future_days=5, latency_ms=150)
+    sb = Sandbox(
+        seed=5, users=10, locations=2, past_days=20, future_days=5, latency_ms=150, today=TODAY
+    )
     sb.start()
     try:
         # The first four windows are in flight together and all meet a 401.
@@ -445,7 +477,9 @@ def test_bad_credentials_are_one_line_exit_1_no_traceback(
 
 
 def test_drift_extra_fields_and_nulls_pass_and_records_are_complete(caplog) -> None:
-    sb = Sandbox(seed=5, users=10, locations=2, past_days=20, future_days=5, drift=True)
+    sb = Sandbox(
+        seed=5, users=10, locations=2, past_days=20, future_days=5, drift=True, today=TODAY
+    )
     sb.start()
     try:
         run = run_tap(sandbox_config(sb, end_date=sb.today.isoformat()))

@@ -14,8 +14,9 @@ from singer_sdk.testing import get_tap_test_class
 
 from tap_calven.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
 from tap_calven.tap import TapCalven
+from tests.conftest import TODAY
 
-_SANDBOX = Sandbox(seed=3, users=15, locations=2, past_days=20, future_days=7).start()
+_SANDBOX = Sandbox(seed=3, users=15, locations=2, past_days=20, future_days=7, today=TODAY).start()
 
 TestTapCalven = get_tap_test_class(
     TapCalven,

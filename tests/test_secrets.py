@@ -28,7 +28,7 @@ import pytest
 
 from tap_calven.auth import sign
 from tap_calven.sandbox import FAULT_KINDS, Sandbox
-from tests.conftest import TAP
+from tests.conftest import TAP, TODAY
 
 USERS = "/v1/analytics/users"
 GROUPS = "/v1/analytics/groups"
@@ -181,6 +181,7 @@ def run_scenario(scenario: Scenario, workdir: Path) -> Outcome:
         locations=1,
         past_days=10,
         future_days=3,
+        today=TODAY,
         api_key=api_key,
         api_secret=api_secret,
         **scenario.sandbox,
@@ -201,6 +202,7 @@ def run_scenario(scenario: Scenario, workdir: Path) -> Outcome:
             "api_secret": used_secret,
             "auth_method": scenario.method,
             "start_date": sb.date_range("bookings_attendance")[0].isoformat(),
+            "end_date": sb.today.isoformat(),  # the tap subprocess reads the real clock
             "max_retries": 3,
             "request_timeout": 0.5,
             **scenario.config,

@@ -206,6 +206,7 @@ def test_settings_from_the_environment(tmp_path: Path, sandbox: Sandbox) -> None
         "TAP_CALVEN_API_KEY": DEFAULT_API_KEY,
         "TAP_CALVEN_API_SECRET": DEFAULT_API_SECRET,
         "TAP_CALVEN_START_DATE": start.isoformat(),
+        "TAP_CALVEN_END_DATE": sandbox.today.isoformat(),
         "TAP_CALVEN_WINDOW_DAYS": "5",
         "TAP_CALVEN_REQUEST_TIMEOUT": "60",
         "TAP_CALVEN_USER_IDS": json.dumps([r["userId"] for r in sandbox.records("users")][:2]),

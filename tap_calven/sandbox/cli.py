@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import signal
 import sys
@@ -24,6 +25,14 @@ fault grammar (--faults):
   Faults are consumed in the order given. Example:
     --faults '429:count=2,retry_after=1;5xx:count=3,path=/v1/analytics/presence'
 """
+
+
+def _day(text: str) -> dt.date:
+    """A `--today` value; argparse prints the error as one usage line."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--future-days", type=int, default=21, help="days of plans after today (default 21)"
+    )
+    p.add_argument(
+        "--today",
+        type=_day,
+        default=None,
+        help="the UTC day the tenant is anchored on, YYYY-MM-DD (default: the clock's today)",
     )
     p.add_argument(
         "--api-key", default=DEFAULT_API_KEY, help=f"API key id (default {DEFAULT_API_KEY})"
@@ -87,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         locations=args.locations,
         past_days=args.past_days,
         future_days=args.future_days,
+        today=args.today,
         api_key=args.api_key,
         api_secret=args.api_secret,
         latency_ms=args.latency_ms,

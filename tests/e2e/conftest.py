@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from tap_calven.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
+from tests.conftest import TODAY
 
 REPO = Path(__file__).resolve().parents[2]
 MELTANO_EXE = REPO / ".venv-meltano" / "bin" / "meltano"
@@ -143,7 +144,7 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     """A small deterministic tenant, served on a free loopback port for one test."""
-    sb = Sandbox(seed=7, users=24, locations=3, past_days=40, future_days=21).start()
+    sb = Sandbox(seed=7, users=24, locations=3, past_days=40, future_days=21, today=TODAY).start()
     try:
         yield sb
     finally:
@@ -151,13 +152,18 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 def tap_env(sb: Sandbox, **extra: str) -> dict[str, str]:
-    """Tap settings for a run against ``sb`` (on top of meltano.yml's sandbox environment)."""
+    """Tap settings for a run against ``sb`` (on top of meltano.yml's sandbox environment).
+
+    `end_date` is the sandbox's pinned today: the tap in Meltano's subprocess reads the
+    machine's clock, which is not the sandbox's day.
+    """
     start, _ = sb.date_range("bookings_attendance")
     env = {
         "TAP_CALVEN_API_URL": sb.url,
         "TAP_CALVEN_API_KEY": DEFAULT_API_KEY,
         "TAP_CALVEN_API_SECRET": DEFAULT_API_SECRET,
         "TAP_CALVEN_START_DATE": min(start, sb.date_range("presence")[0]).isoformat(),
+        "TAP_CALVEN_END_DATE": sb.today.isoformat(),
     }
     env.update(extra)
     return env

@@ -17,7 +17,6 @@ from .conftest import Meltano, tap_env
 # Stream -> primary key, and the windowed streams, as the tap declares them.
 KEYS: dict[str, tuple[str, ...]] = {cls.name: tuple(cls.primary_keys or ()) for cls in STREAM_TYPES}
 WINDOWED = tuple(cls.name for cls in STREAM_TYPES if isinstance(cls.replication_key, str))
-HORIZON_DAYS = 14  # the tap's default `horizon_days`
 LOOKBACK_DAYS = 7  # the tap's default `lookback_days`
 BOOKINGS_PATH = "/v1/analytics/user-booking-attendance"
 ISO_DATETIME = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
@@ -59,9 +58,7 @@ def key_of(stream: str, row: Mapping[str, Any]) -> Key:
 
 
 def tap_end(sb: Sandbox, stream: str) -> dt.date:
-    """The last day the tap reads for ``stream`` when `end_date` is unset."""
-    if stream == "bookings_attendance":
-        return sb.today + dt.timedelta(days=HORIZON_DAYS)
+    """The last day the tap reads for ``stream``: `end_date`, the sandbox's today (tap_env)."""
     return sb.today
 
 
