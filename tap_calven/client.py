@@ -1,30 +1,23 @@
-"""The one connection to Calven and the one base stream every endpoint shares.
+"""The one base stream every endpoint shares.
 
-`CalvenAPI` owns what a run shares: the authenticator, a small pool of HTTP sessions,
-headers, retries and the mapping of HTTP errors to one-line messages. `CalvenStream`
-turns SPEC §4 into requests: date windows (oldest first, no gap, no overlap), optional
-location partitions, and a bookmark after each completed window. How requests run
-concurrently is in fetching.py, how bodies are parsed in json_array.py, and the lean
-RECORD path in record_path.py.
+`CalvenStream` turns the contract's windows and state (docs/contract.md) into requests:
+date windows (oldest first, no gap, no overlap, planned by windows.py), optional location
+partitions, and a bookmark after each completed window. The HTTP API and its retries are in
+api.py, how requests run concurrently in fetching.py, how bodies are parsed in
+json_array.py, and the lean RECORD path in record_path.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import json
 import logging
-import math
-import queue
-import random
 import sys
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Hashable, Iterator
 from importlib import resources
-from logging import Logger
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-import requests
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers._typing import _is_exclusive_boolean_type
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -32,232 +25,20 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import RESTStream
 
 from tap_calven import windows
-from tap_calven.auth import CalvenAuth
+from tap_calven.api import CalvenAPI
 from tap_calven.errors import (
     APIError,
-    AuthError,
     ResponseError,
-    RetryableError,
 )
 from tap_calven.fetching import Lane, Request
-from tap_calven.json_array import iter_json_array
 from tap_calven.record_path import OUT_BYTES, FastRecordPath, is_flat
+from tap_calven.types import Record
 from tap_calven.windows import date_windows, parse_day
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_calven.tap import TapCalven
-
-Record = dict[str, Any]
-
-CHUNK_BYTES = 1 << 16  # read size of a response body
-RETRY_AFTER_CAP = 300.0  # SPEC §5: Retry-After is honoured up to 5 minutes
-BACKOFF_CAP = 60.0
-BACKOFF_BASE = 0.5  # first back-off, doubled per retry, with jitter
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-# --- HTTP ------------------------------------------------------------------------------
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Read a Retry-After header: delta seconds or an HTTP date; capped at 300 s."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            moment = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.timezone.utc)
-        seconds = moment.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):  # `nan` or `inf` would crash time.sleep
-        return None
-    return float(min(max(seconds, 0.0), RETRY_AFTER_CAP))
-
-
-def backoff_seconds(retry: int) -> float:
-    """Exponential back-off with jitter: half fixed, half random, capped at 60 s."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2.0**retry)
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def _api_message(response: requests.Response) -> str:
-    """Calven's own words from an error body (`message` when JSON), kept to one short line."""
-    try:
-        body = response.json()
-        text = body.get("message") if isinstance(body, dict) else None
-        text = str(text) if text else response.text
-    except ValueError:
-        text = response.text
-    text = " ".join(text.split())
-    return (text[:300] + "...") if len(text) > 300 else text
-
-
-class CalvenAPI:
-    """The run's connection to Calven: shared by every stream and every fetching thread."""
-
-    def __init__(self, config: Mapping[str, Any], *, logger: Logger) -> None:
-        self.base_url = str(config["api_url"]).rstrip("/")
-        self.max_retries = int(config["max_retries"])
-        self.timeout = float(config["request_timeout"])
-        self.logger = logger
-        self.headers = {"User-Agent": str(config["user_agent"]), "Accept": "application/json"}
-        if config.get("region"):
-            self.headers["x-calven-region"] = str(config["region"])
-        self.auth = CalvenAuth(
-            method=str(config["auth_method"]),
-            api_key=str(config["api_key"]),
-            api_secret=str(config["api_secret"]),
-            post_json=self.post_json,
-        )
-        self.today = windows.utc_today()  # one "today" for the whole run
-        self._sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
-
-    def _session(self) -> requests.Session:
-        """Borrow a keep-alive session; each thread uses one at a time."""
-        try:
-            return self._sessions.get_nowait()
-        except queue.Empty:
-            return requests.Session()
-
-    def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST a JSON body to a token endpoint, with retries; return the JSON answer."""
-        for retry in range(self.max_retries + 1):
-            session = self._session()
-            try:
-                response = session.post(
-                    self.base_url + path, json=body, headers=self.headers, timeout=self.timeout
-                )
-                if response.status_code == 401:
-                    raise AuthError(self._rejected(path))
-                self._raise_for_status(response, "POST", path)
-                answer = response.json()
-                if not isinstance(answer, dict):
-                    raise RetryableError("the token response is not a JSON object")
-                # Calven does not document whether a failed login is a 401 or a 200 with
-                # `authenticated: false`; both mean the credentials were rejected.
-                if answer.get("authenticated") is False:
-                    raise AuthError(self._rejected(path))
-                if not answer.get("token") and not answer.get("access_token"):
-                    raise RetryableError("the token response has no token")
-                return answer
-            except RetryableError as exc:
-                self._wait_before_retry(exc, retry, "POST", path)
-            except (requests.RequestException, ValueError) as exc:
-                self._wait_before_retry(_transient(exc), retry, "POST", path)
-            finally:
-                self._sessions.put(session)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def iter_records(
-        self, path: str, params: Mapping[str, str], key_of: Callable[[Record], Hashable]
-    ) -> Iterator[Record]:
-        """GET one array of records, retrying transient failures without repeating records.
-
-        A retry may come after part of the body was already yielded; those records
-        (known by `key_of`) are skipped when the body is read again.
-        """
-        emitted: set[Hashable] = set()
-        for retry in range(self.max_retries + 1):
-            session = self._session()
-            try:
-                with self._get(session, path, params) as response:
-                    for record in iter_json_array(response.iter_content(CHUNK_BYTES)):
-                        key = key_of(record)
-                        if retry and key in emitted:
-                            continue
-                        emitted.add(key)
-                        yield record
-                return
-            except RetryableError as exc:
-                self._wait_before_retry(exc, retry, "GET", path)
-            except requests.RequestException as exc:
-                self._wait_before_retry(_transient(exc), retry, "GET", path)
-            finally:
-                self._sessions.put(session)
-
-    def _get(
-        self, session: requests.Session, path: str, params: Mapping[str, str]
-    ) -> requests.Response:
-        """Send one authenticated GET; on a 401 fetch one new token and send it once more."""
-        for second_try in (False, True):
-            authorization = self.auth.authorization()
-            response = session.get(
-                self.base_url + path,
-                params=params,
-                headers={**self.headers, "Authorization": authorization},
-                timeout=self.timeout,
-                stream=True,
-            )
-            if response.status_code != 401:
-                self._raise_for_status(response, "GET", path)
-                return response
-            response.close()
-            if not self.auth.uses_tokens or second_try:
-                raise AuthError(self._rejected(path))
-            self.logger.warning("GET %s: HTTP 401, fetching a new token and retrying once", path)
-            self.auth.invalidate(authorization)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _rejected(self, path: str) -> str:
-        """The one line for a 401: name the credentials, and the clock for signed requests."""
-        message = f"Calven rejected the API key or secret (HTTP 401 on {path})"
-        if self.auth.method == "hmac":
-            message += ", or this machine's clock is more than 5 minutes off"
-        return message + "."
-
-    def _raise_for_status(self, response: requests.Response, method: str, path: str) -> None:
-        """Pass a 200; raise RetryableError for 429/5xx; APIError for any other status."""
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        message = _api_message(response)
-        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-        response.close()
-        if status in RETRY_STATUSES or status >= 500:
-            raise RetryableError(f"HTTP {status}", retry_after=retry_after)
-        hint = " The API key needs the Data Warehouse role." if status == 403 else ""
-        raise APIError(
-            f"Calven answered HTTP {status} to {method} {path}: {message or 'no message'}.{hint}",
-            status=status,
-            path=path,
-        )
-
-    def _wait_before_retry(self, exc: RetryableError, retry: int, method: str, path: str) -> None:
-        """Sleep before the next attempt, or raise when the retries are used up."""
-        if retry >= self.max_retries:
-            raise ResponseError(
-                f"{method} {path} failed after {retry + 1} attempts; last error: {exc}"
-            ) from exc
-        wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(retry)
-        self.logger.warning(
-            "%s %s: %s; retry %d of %d in %.1f s",
-            method,
-            path,
-            exc,
-            retry + 1,
-            self.max_retries,
-            wait,
-        )
-        time.sleep(wait)
-
-
-def _transient(exc: Exception) -> RetryableError:
-    """Name a connection failure, a timeout or an unreadable body in one line."""
-    if isinstance(exc, requests.Timeout):
-        return RetryableError("the request timed out")
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.ConnectionError):
-        return RetryableError(f"the connection failed ({type(exc).__name__})")
-    return RetryableError(f"the response could not be read ({type(exc).__name__})")
-
-
-# --- the base stream -------------------------------------------------------------------
 
 
 def _load_schema(stream_name: str) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
-Record = dict[str, Any]
+from tap_calven.types import Record
 
 BATCH_RECORDS = 500  # records handed from a fetching thread to the writer at once
 QUEUE_BATCHES = 4  # batches a fetching thread may run ahead before it waits

@@ -16,8 +16,7 @@ from typing import Any
 import msgspec
 
 from tap_calven.errors import RetryableError
-
-Record = dict[str, Any]
+from tap_calven.types import Record
 
 _SPACE = " \t\r\n"
 _NOT_SPACE = re.compile(r"[^ \t\r\n]")

@@ -15,7 +15,7 @@ from typing import Any
 
 from singer_sdk.contrib import msgspec as sdk_msgspec
 
-Record = dict[str, Any]
+from tap_calven.types import Record
 
 OUT_BYTES = 1 << 16  # RECORD lines gathered before one write to stdout
 

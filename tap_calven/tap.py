@@ -21,7 +21,8 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
 from tap_calven import __version__, streams
-from tap_calven.client import CalvenAPI, CalvenStream
+from tap_calven.api import CalvenAPI
+from tap_calven.client import CalvenStream
 from tap_calven.errors import ConfigError
 from tap_calven.fetching import FetchScheduler, Lane
 from tap_calven.windows import parse_day

@@ -52,13 +52,17 @@ def test_readme_lists_the_date_matrix_as_it_runs() -> None:
 
 
 def test_the_clock_mover_moves_a_child_process_clock() -> None:
-    """The mechanism `make matrix` rests on: a child started with the entry's environment."""
+    """The mechanism `make matrix` rests on: a child started with the entry's environment.
+
+    Without its `@anchor` the clock starts at the instant when the child starts, so the test
+    holds whatever clock this process itself has (it runs inside the matrix too).
+    """
     matrix = load_script("test_matrix")
     entry = matrix.MATRIX[2]  # the leap day
     probe = "import datetime as dt; print(dt.datetime.now(dt.timezone.utc).isoformat())"
     out = subprocess.run(
         [sys.executable, "-c", probe],
-        env=matrix.environment(entry),
+        env={**matrix.environment(entry), "TAP_CALVEN_TEST_CLOCK": entry.instant},
         capture_output=True,
         text=True,
         check=True,

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import requests
 
-from tap_calven import client
-from tap_calven.client import CHUNK_BYTES, CalvenAPI
+from tap_calven import api
+from tap_calven.api import CHUNK_BYTES, CalvenAPI
 from tap_calven.errors import APIError, AuthError, CalvenError, ResponseError
 from tap_calven.sandbox import RequestRecord, Sandbox
 from tap_calven.sandbox.tenant import PRIMARY_KEYS
@@ -50,7 +50,7 @@ TOKEN_REASON = {"not_array": "has no token", "truncate": "could not be read"}
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Back-off waits of milliseconds: these tests prove retries, not patience."""
-    monkeypatch.setattr(client, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(api, "BACKOFF_BASE", 0.01)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Unit tests of client.py's pure parts: Retry-After and back-off."""
+"""Unit tests of api.py's pure parts: Retry-After and back-off."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import email.utils
 
 import pytest
 
-from tap_calven import client
-from tap_calven.client import retry_after_seconds
+from tap_calven import api
+from tap_calven.api import retry_after_seconds
 
 D = dt.date
 
@@ -32,8 +32,8 @@ def test_retry_after_reads_seconds_and_http_dates_and_caps_them() -> None:
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
     for retry in range(12):
-        ceiling = min(client.BACKOFF_CAP, client.BACKOFF_BASE * 2**retry)
-        waits = {client.backoff_seconds(retry) for _ in range(20)}
+        ceiling = min(api.BACKOFF_CAP, api.BACKOFF_BASE * 2**retry)
+        waits = {api.backoff_seconds(retry) for _ in range(20)}
         assert all(ceiling / 2 <= w <= ceiling for w in waits)
         assert len(waits) > 1  # jittered
-    assert max(client.backoff_seconds(30) for _ in range(50)) <= 60.0
+    assert max(api.backoff_seconds(30) for _ in range(50)) <= 60.0
