@@ -22,7 +22,7 @@ TokenPoster = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 HMAC_PATH = "/v1/auth"
 CLIENT_SECRET_PATH = "/v1/auth/token"  # noqa: S105 - a path, not a secret
-# Refresh when less than min(60 s, half the token's lifetime) remains (SPEC §5).
+# Refresh when less than min(60 s, half the token's lifetime) remains (docs/contract.md §5).
 MAX_REFRESH_MARGIN = 60.0
 # `/v1/auth`'s `expiration` is absolute, on Calven's clock: a local clock running ahead
 # shrinks the lifetime we compute, past zero at worst. Then we use the token for this long

@@ -51,11 +51,11 @@ class CalvenStream(RESTStream[Any]):
 
     Streams with a `replication_key` are windowed: their bookmark is the last day of the
     last window whose records were all emitted, never later than today (UTC), and never
-    taken from record values (SPEC §4). Streams without one are read whole every run.
+    taken from record values (contract §4). Streams without one are read whole every run.
     """
 
     path: str
-    # SPEC §5: a 404 on a path the spec marks assumed skips the stream with a warning.
+    # Contract §5: a 404 on a path the contract marks assumed skips the stream with a warning.
     path_is_assumed: ClassVar[bool] = False
     # bookings_attendance reads `horizon_days` past today when end_date is unset.
     reads_horizon: ClassVar[bool] = False
@@ -293,7 +293,7 @@ class CalvenStream(RESTStream[Any]):
     def log(self, message: str, *args: Any, level: int = logging.INFO, **kwargs: Any) -> None:
         """Demote the SDK's generic 'unhandled error' line to DEBUG.
 
-        A failed run prints one ERROR line (SPEC §5): the cause, from `main`.
+        A failed run prints one ERROR line (contract §5): the cause, from `main`.
         """
         if level >= logging.ERROR and message.startswith("An unhandled error occurred"):
             level = logging.DEBUG

@@ -1,4 +1,4 @@
-"""The seven warehouse streams: each class is one row of SPEC §2.
+"""The seven warehouse streams: each class is one row of docs/contract.md §2.
 
 Token-family paths are given; `auth_method: basic` adds `/basic` (in client.py, once).
 Request parameters map an API parameter to the setting that feeds it.

@@ -1,7 +1,7 @@
 """Days, date windows and the bookmark: which days a run reads and where it resumes.
 
 Pure calendar arithmetic on `datetime.date`, plus `utc_today`, the one place the tap
-reads the clock. See docs/contract.md, "Windows and state".
+reads the clock. See docs/contract.md §4.
 """
 
 from __future__ import annotations

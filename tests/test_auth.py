@@ -13,7 +13,7 @@ from tap_calven.errors import ResponseError
 
 
 def test_hmac_signature_matches_the_documented_recipe() -> None:
-    # Test vector from calven-api.md §3.1 (computed independently of this code).
+    # Test vector from Calven's auth documentation (computed independently of this code).
     assert (
         sign("test-api-key-id", "test-api-secret", 1700000000)
         == "03e3c5ba531990cb5020267bddaf35566e117753a49c856a65059cf356fd00ae"

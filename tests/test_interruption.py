@@ -3,7 +3,7 @@
 The real `tap-calven` command runs in a subprocess against a sandbox with some latency,
 so that `bookings_attendance` (the first stream) takes many one-day windows. After a few
 STATE messages the test sends SIGTERM, SIGINT or SIGKILL, then re-runs with the last STATE
-the killed run printed (SPEC §4).
+the killed run printed (docs/contract.md §4).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def test_a_killed_run_resumes_from_its_last_state_and_loses_nothing(
     first_window = min(
         dt.date.fromisoformat(r.query["startDate"]) for r in sb.requests if r.path == BOOKINGS
     )
-    # SPEC §4: the bookmark minus the lookback (that day included), not start_date.
+    # Contract §4: the bookmark minus the lookback (that day included), not start_date.
     assert first_window == stopped_at - dt.timedelta(days=LOOKBACK)
     assert first_window > start
 

@@ -1,4 +1,4 @@
-"""No credential ever reaches the tap's output, at DEBUG, whatever goes wrong (SPEC §5).
+"""No credential ever reaches the tap's output, at DEBUG, whatever goes wrong (docs/contract.md §5).
 
 Each scenario runs the real `tap-calven` command with `TAP_CALVEN_LOGLEVEL=DEBUG` against
 its own sandbox, with one auth method and a set of faults; together the scenarios cover

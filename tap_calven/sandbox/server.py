@@ -1,7 +1,7 @@
 """The sandbox's HTTP server: Calven's auth and Warehouse endpoints, faults and a request log.
 
-Behaviour follows calven-api.md §3-§5 and SPEC §2/§5/§6. Where Calven documents nothing the
-sandbox makes an assumption, marked here:
+Behaviour follows Calven's API documentation and docs/contract.md §2, §5 and §6. Where
+Calven documents nothing the sandbox makes an assumption, marked here:
 
 - Error bodies are JSON ``{"statusCode": N, "message": "..."}`` (Calven's shape is undocumented).
 - ``endDate`` is inclusive; a request may span at most 30 days inclusive; longer spans,

@@ -6,7 +6,7 @@ levels, zones, desks, groups, users) are built eagerly; the per-day data (bookin
 attendance, presence events, user actions) is generated lazily, one day at a time, and kept
 pre-serialised as JSON bytes so that serving a 30-day window is a matter of joining bytes.
 
-Field sets follow SPEC §2 "Record shapes"; the shapes of groups, desks, presence and the user
+Field sets follow docs/contract.md §2; the shapes of groups, desks, presence and the user
 actions log are assumptions (Calven does not document them).
 """
 

@@ -49,7 +49,7 @@ def normalise(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def key_of(stream: str, row: Mapping[str, Any]) -> Key:
-    """The primary key of a normalised row (ids compared case-insensitively, SPEC §2)."""
+    """The primary key of a normalised row (ids compare case-insensitively: contract §2)."""
     out = []
     for name in KEYS[stream]:
         v = row[column(name)]

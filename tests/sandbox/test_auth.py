@@ -1,4 +1,4 @@
-"""Calven's three auth schemes as the sandbox checks them (calven-api.md §3)."""
+"""Calven's three auth schemes as the sandbox checks them (docs/contract.md §5)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import queue
 import signal
@@ -11,9 +12,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tap_calven.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, hmac_signature
+from tap_calven.sandbox.cli import build_parser, main
 
 
 def _command() -> list[str]:
@@ -156,3 +159,14 @@ def test_a_plain_curl_session_authenticates_and_reads() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+def test_today_pins_the_tenant_and_a_bad_one_is_one_usage_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert build_parser().parse_args(["--today", "2028-02-29"]).today == dt.date(2028, 2, 29)
+    with pytest.raises(SystemExit) as stopped:
+        main(["--today", "2027-02-29"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("argument --today: not a date (YYYY-MM-DD): '2027-02-29'")

@@ -1,4 +1,4 @@
-"""Routing, date validation and filters of the Warehouse endpoints (calven-api.md §4-§5)."""
+"""Routing, date validation and filters of the Warehouse endpoints (docs/contract.md §2)."""
 
 from __future__ import annotations
 
