@@ -19,7 +19,6 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
-from singer_sdk.helpers._typing import _is_exclusive_boolean_type
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import RESTStream
@@ -32,6 +31,7 @@ from tap_calven.errors import (
 )
 from tap_calven.fetching import Lane, Request
 from tap_calven.record_path import OUT_BYTES, FastRecordPath, is_flat
+from tap_calven.sdk_internals import is_exclusive_boolean
 from tap_calven.types import Record
 from tap_calven.windows import date_windows, parse_day
 
@@ -245,7 +245,7 @@ class CalvenStream(RESTStream[Any]):
         if not all(is_flat(prop) for prop in properties.values()):
             return None
         known = None if schema.get("additionalProperties") else frozenset(properties)
-        booleans = tuple(n for n, prop in properties.items() if _is_exclusive_boolean_type(prop))
+        booleans = tuple(n for n, prop in properties.items() if is_exclusive_boolean(prop))
         return FastRecordPath(self.name, version, known, booleans)
 
     def _write_record_message(self, record: Record) -> None:

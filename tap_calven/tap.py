@@ -16,7 +16,6 @@ from typing import Any
 from jsonschema import Draft7Validator
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
-from singer_sdk.configuration._dict_config import merge_missing_config_jsonschema
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
@@ -25,6 +24,7 @@ from tap_calven.api import CalvenAPI
 from tap_calven.client import CalvenStream
 from tap_calven.errors import ConfigError
 from tap_calven.fetching import FetchScheduler, Lane
+from tap_calven.sdk_internals import merge_missing_config_jsonschema
 from tap_calven.windows import parse_day
 
 AUTH_METHODS = ("hmac", "client_secret", "basic")
