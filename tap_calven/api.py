@@ -2,7 +2,7 @@
 
 `CalvenAPI` owns what a run shares: the authenticator, a small pool of keep-alive sessions,
 headers, retries (declared once, with `backoff`) and the mapping of HTTP errors to one-line
-messages (docs/contract.md, "Auth and errors"). It knows nothing of streams: it takes a path
+messages (docs/contract.md §5). It knows nothing of streams: it takes a path
 and parameters and yields records.
 """
 

@@ -23,7 +23,6 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import RESTStream
 
-from tap_calven import windows
 from tap_calven.api import CalvenAPI
 from tap_calven.errors import (
     APIError,
@@ -33,7 +32,7 @@ from tap_calven.fetching import Lane, Request
 from tap_calven.record_path import OUT_BYTES, FastRecordPath, is_flat
 from tap_calven.sdk_internals import is_exclusive_boolean
 from tap_calven.types import Record
-from tap_calven.windows import date_windows, parse_day
+from tap_calven.windows import bookmark_after, date_windows, parse_day, read_range
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -109,7 +108,7 @@ class CalvenStream(RESTStream[Any]):
         value = (bookmarks.get(self.name) or {}).get("replication_key_value")
         label = f"The state bookmark of stream '{self.name}'"
         end_date = config.get("end_date")
-        return windows.read_range(
+        return read_range(
             start_date=parse_day("Setting 'start_date'", config["start_date"]),
             end_date=parse_day("Setting 'end_date'", end_date) if end_date else None,
             bookmark=parse_day(label, value) if value else None,
@@ -207,7 +206,7 @@ class CalvenStream(RESTStream[Any]):
         )
         if request.window is None or not request.closes_window:
             return
-        bookmark = windows.bookmark_after(request.window[1], self.api.today)
+        bookmark = bookmark_after(request.window[1], self.api.today)
         state = self.stream_state
         state["replication_key"] = self.replication_key
         state["replication_key_value"] = bookmark.isoformat()

@@ -29,7 +29,7 @@ class ResponseError(CalvenError):
 
 
 class RetryableError(Exception):
-    """A transient failure (429, 5xx, dropped or truncated body); never leaves client.py."""
+    """A transient failure (429, 5xx, dropped or truncated body); never leaves api.py."""
 
     def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
         super().__init__(reason)
