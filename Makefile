@@ -2,6 +2,7 @@
 # make demo: sandbox -> meltano run tap-calven target-duckdb -> a summary read from DuckDB.
 # make bench: the benchmark table (see benchmarks/README.md).
 # make matrix: the fast tests on moved clocks, odd time zones, random order, a busy CPU.
+# make newest-sdk: the fast tests against the newest singer-sdk the pin allows, resolved now.
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,8 +14,10 @@ PYTEST_ARGS ?=
 MELTANO_VENV := .venv-meltano
 MELTANO_SPEC := meltano~=4.4
 MELTANO_STAMP := $(MELTANO_VENV)/.installed
+# A throwaway venv with the newest release of every dependency the pins allow.
+NEWEST_VENV := .venv-newest-sdk
 
-.PHONY: install meltano test lint typecheck pytest matrix demo bench clean
+.PHONY: install meltano test lint typecheck pytest matrix newest-sdk demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +52,14 @@ test: lint typecheck pytest
 matrix: install meltano
 	$(BIN)/python scripts/test_matrix.py
 
+newest-sdk: install meltano
+	rm -rf $(NEWEST_VENV)
+	$(BIN)/uv venv --quiet --python $(BIN)/python $(NEWEST_VENV)
+	$(BIN)/uv pip install --quiet --python $(NEWEST_VENV)/bin/python --upgrade --refresh -e ".[dev]"
+	@$(NEWEST_VENV)/bin/python -c "from importlib.metadata import version as v; \
+	print('newest-sdk: testing singer-sdk', v('singer-sdk'), 'with requests', v('requests'))"
+	$(NEWEST_VENV)/bin/pytest -q -m "not e2e"
+
 demo: install meltano
 	$(BIN)/python scripts/demo.py
 
@@ -56,4 +67,4 @@ bench: install meltano
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) $(MELTANO_VENV) .meltano .pytest_cache .ruff_cache .mypy_cache output
+	rm -rf $(VENV) $(MELTANO_VENV) $(NEWEST_VENV) .meltano .pytest_cache .ruff_cache .mypy_cache output

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from tap_calven.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
-from tap_calven.tap import STREAM_TYPES
+from tap_calven.streams import STREAM_TYPES
 
 REPO = Path(__file__).resolve().parents[1]
 MELTANO = REPO / ".venv-meltano" / "bin" / "meltano"

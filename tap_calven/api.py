@@ -21,7 +21,6 @@ from typing import Any
 import backoff
 import requests
 
-from tap_calven import windows
 from tap_calven.auth import CalvenAuth
 from tap_calven.errors import APIError, AuthError, ResponseError, RetryableError
 from tap_calven.json_array import iter_json_array
@@ -105,7 +104,6 @@ class CalvenAPI:
             api_secret=str(config["api_secret"]),
             post_json=self.post_json,
         )
-        self.today = windows.utc_today()  # one "today" for the whole run
         self._sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
 
     def _session(self) -> requests.Session:

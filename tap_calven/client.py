@@ -4,7 +4,8 @@
 date windows (oldest first, no gap, no overlap, planned by windows.py), optional location
 partitions, and a bookmark after each completed window. The HTTP API and its retries are in
 api.py, how requests run concurrently in fetching.py, how bodies are parsed in
-json_array.py, and the lean RECORD path in record_path.py.
+json_array.py, and how RECORD messages are written in writer.py. The tap reaches a
+stream only through the small `Run` protocol below, so this module never imports tap.py.
 """
 
 from __future__ import annotations
@@ -12,32 +13,46 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import sys
 import time
 from collections.abc import Hashable, Iterator
 from importlib import resources
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar, Protocol, cast
 
-from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk import Tap
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform
-from singer_sdk.streams import RESTStream
+from singer_sdk.helpers.types import Context
 
 from tap_calven.api import CalvenAPI
-from tap_calven.errors import (
-    APIError,
-    ResponseError,
-)
-from tap_calven.fetching import Lane, Request
-from tap_calven.record_path import OUT_BYTES, FastRecordPath, is_flat
-from tap_calven.sdk_internals import is_exclusive_boolean
+from tap_calven.errors import APIError, ResponseError
+from tap_calven.fetching import FetchScheduler, Lane, Request
+from tap_calven.sdk_internals import StreamHooks, mark_state_unflushed
 from tap_calven.types import Record
 from tap_calven.windows import bookmark_after, date_windows, parse_day, read_range
+from tap_calven.writer import LeanPath, RecordWriter, lean_path_for
 
-if TYPE_CHECKING:
-    from singer_sdk.helpers.types import Context
 
-    from tap_calven.tap import TapCalven
+class Run(Protocol):
+    """What a stream needs from its tap's run (the tap is one; client.py never imports it)."""
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The config with defaults applied."""
+
+    @property
+    def today(self) -> dt.date:
+        """The run's one UTC today."""
+
+    @property
+    def api(self) -> CalvenAPI:
+        """The run's connection to Calven."""
+
+    @property
+    def fetch_scheduler(self) -> FetchScheduler:
+        """The run's requests in flight."""
+
+    @property
+    def message_writer(self) -> object:
+        """The tap's Singer message writer."""
 
 
 def _load_schema(stream_name: str) -> dict[str, Any]:
@@ -45,7 +60,7 @@ def _load_schema(stream_name: str) -> dict[str, Any]:
     return cast("dict[str, Any]", json.loads(text))
 
 
-class CalvenStream(RESTStream[Any]):
+class CalvenStream(StreamHooks):
     """The one base stream: paths, windows, state, concurrency and progress logging.
 
     Streams with a `replication_key` are windowed: their bookmark is the last day of the
@@ -66,26 +81,20 @@ class CalvenStream(RESTStream[Any]):
     # an unexpected nested value passes through as Calven sent it.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
 
-    def __init__(self, tap: TapCalven) -> None:
+    def __init__(self, tap: Tap, run: Run) -> None:
         super().__init__(tap=tap, schema=_load_schema(self.name))
-        self._tap_calven = tap
-        self._fast: FastRecordPath | None = None
-        self._out = bytearray()  # RECORD lines not yet written to stdout
-
-    @property
-    def url_base(self) -> str:
-        """Calven's base URL (or the sandbox's)."""
-        return self._tap_calven.api.base_url
+        self.run = run
+        self.record_writer = self._new_record_writer()
 
     @property
     def api(self) -> CalvenAPI:
         """The run's shared connection."""
-        return self._tap_calven.api
+        return self.run.api
 
     @property
     def settings(self) -> dict[str, Any]:
         """The config with defaults applied (the SDK's `config` leaves them out)."""
-        return self._tap_calven.settings
+        return self.run.settings
 
     @property
     def request_path(self) -> str:
@@ -113,7 +122,7 @@ class CalvenStream(RESTStream[Any]):
             end_date=parse_day("Setting 'end_date'", end_date) if end_date else None,
             bookmark=parse_day(label, value) if value else None,
             lookback_days=int(config["lookback_days"]),
-            today=self.api.today,
+            today=self.run.today,
             horizon_days=int(config["horizon_days"]) if self.reads_horizon else 0,
         )
 
@@ -144,15 +153,15 @@ class CalvenStream(RESTStream[Any]):
 
     def get_records(self, context: Context | None) -> Iterator[Record]:
         """Emit every planned request's records in order; bookmark after each window."""
-        self._fast = self._fast_record_path()
+        self.record_writer = self._new_record_writer(lean_path_for(self, self.run.message_writer))
         try:
             yield from self._get_records()
         except Exception:
             # The run is failing: the requests started early for later streams are moot.
-            self._tap_calven.fetch_scheduler.close()
+            self.run.fetch_scheduler.close()
             raise
         finally:
-            self._write_pending_records()  # also when the run fails part-way
+            self.flush_records()  # also when the run fails part-way
 
     def _get_records(self) -> Iterator[Record]:
         plan = self.plan_requests()
@@ -161,7 +170,7 @@ class CalvenStream(RESTStream[Any]):
             self.logger.info(
                 "%s: %d request(s) for %s..%s", self.name, len(plan), first[0], last[1]
             )
-        for fetch in self._tap_calven.fetch_scheduler.fetches(self.lane(plan)):
+        for fetch in self.run.fetch_scheduler.fetches(self.lane(plan)):
             count = 0
             try:
                 for record in fetch.records():
@@ -206,88 +215,28 @@ class CalvenStream(RESTStream[Any]):
         )
         if request.window is None or not request.closes_window:
             return
-        bookmark = bookmark_after(request.window[1], self.api.today)
+        bookmark = bookmark_after(request.window[1], self.run.today)
         state = self.stream_state
         state["replication_key"] = self.replication_key
         state["replication_key_value"] = bookmark.isoformat()
-        self.state_manager.is_flushed = False
+        mark_state_unflushed(self)
         # In BATCH mode the SDK writes STATE after each BATCH message; a STATE written here
         # could reach the target before the batch file holding this window's records.
         if not self.get_batch_config(self.config):
-            self._write_state_message()
+            self.write_state()
 
     # -- the record path ----------------------------------------------------------------
 
-    def _fast_record_path(self) -> FastRecordPath | None:
-        """The lean record path for this sync, or None when the SDK's path must run.
+    def _new_record_writer(self, lean: LeanPath | None = None) -> RecordWriter:
+        return RecordWriter(lean, self.sdk_write_record, lambda: mark_state_unflushed(self))
 
-        The SDK's path (drop deselected properties, conform types, apply stream maps,
-        build a RecordMessage, write and flush it) costs more than fetching and parsing
-        the record. It is provably the identity when the msgspec writer is in use, the
-        only stream map is the identity (no alias, filter, expression or flattening),
-        every property is selected and the schema is flat.
-        """
-        if type(self._tap.message_writer) is not MsgSpecWriter:
-            return None
-        maps = self.stream_maps
-        if len(maps) != 1 or type(maps[0]) is not SameRecordTransform:
-            return None
-        if maps[0].stream_alias != self.name or maps[0].flattening_enabled:
-            return None
-        if not all(self.mask.values()):
-            return None
-        version = self._stream_version
-        if self.TYPE_CONFORMANCE_LEVEL == TypeConformanceLevel.NONE:
-            return FastRecordPath(self.name, version, None, ())
-        schema = self.effective_schema
-        properties: dict[str, dict[str, Any]] = schema.get("properties") or {}
-        if not all(is_flat(prop) for prop in properties.values()):
-            return None
-        known = None if schema.get("additionalProperties") else frozenset(properties)
-        booleans = tuple(n for n, prop in properties.items() if is_exclusive_boolean(prop))
-        return FastRecordPath(self.name, version, known, booleans)
+    def write_record(self, record: Record) -> None:
+        """Write one RECORD message through this sync's record writer (writer.py)."""
+        self.record_writer.write(record)
 
-    def _write_record_message(self, record: Record) -> None:
-        """Write the RECORD message the SDK would write, without its per-record work.
-
-        The bytes are the msgspec writer's own, gathered into writes of OUT_BYTES rather
-        than written and flushed one line at a time. Every other message goes out
-        through `_write_pending_records` first, so a STATE never reaches the target
-        before the records it covers.
-        """
-        fast = self._fast
-        if fast is not None and fast.accepts(record):
-            fast.write(record, self._out)
-            if len(self._out) >= OUT_BYTES:
-                self._write_pending_records()
-            self.state_manager.is_flushed = False
-            return
-        self._write_pending_records()
-        super()._write_record_message(record)
-
-    def _write_pending_records(self) -> None:
+    def flush_records(self) -> None:
         """Write the gathered RECORD lines to stdout, ahead of any other message."""
-        if self._out:
-            # Take the lines before writing: if a signal stops the write part-way, a later
-            # flush must not write them a second time.
-            pending = bytes(self._out)
-            self._out.clear()
-            sys.stdout.buffer.write(pending)
-
-    def _write_state_message(self) -> None:
-        """Write the records gathered so far, then the STATE that covers them."""
-        self._write_pending_records()
-        super()._write_state_message()
-
-    def _process_record(
-        self,
-        record: Record,
-        child_context: Context | None = None,
-        partition_context: Context | None = None,
-    ) -> None:
-        """Skip the SDK's per-record child-context work: Calven's streams have no children."""
-        if self.child_streams or partition_context:
-            super()._process_record(record, child_context, partition_context)
+        self.record_writer.flush()
 
     def log(self, message: str, *args: Any, level: int = logging.INFO, **kwargs: Any) -> None:
         """Demote the SDK's generic 'unhandled error' line to DEBUG.
@@ -297,11 +246,6 @@ class CalvenStream(RESTStream[Any]):
         if level >= logging.ERROR and message.startswith("An unhandled error occurred"):
             level = logging.DEBUG
         super().log(message, *args, level=level, **kwargs)
-
-    def _increment_stream_state(
-        self, latest_record: Record, *, context: Context | None = None
-    ) -> None:
-        """Do nothing per record: the bookmark moves per completed window, in _complete."""
 
     def get_replication_key_signpost(self, context: Context | None = None) -> None:
         """No signpost: the bookmark is capped at today by _complete, not by the SDK."""

@@ -1,25 +1,126 @@
-"""Every Singer SDK internal the tap leans on, named in one place with the reason.
+"""Every Singer SDK internal the tap leans on, in one place, each with the reason.
 
-The SDK's public surface has no hook for these; each is used because the public route
-would cost per-record work or lose the project's one-line errors. `tests/test_sdk_internals.py`
-checks each one against the installed SDK and fails, naming it, if an upgrade changes it.
+The SDK's public surface has no hook for these: each private method is overridden here,
+once, and handed to a public method of the tap's own (`write_record`, `flush_records`,
+`check_config`, `on_termination`), so no other module names an SDK internal.
+`tests/test_sdk_internals.py` checks each one against the installed SDK and fails, naming
+it, if an upgrade changes it.
 """
 
 from __future__ import annotations
 
+from types import FrameType
+
+from singer_sdk import Stream, Tap
 from singer_sdk.configuration._dict_config import merge_missing_config_jsonschema
 from singer_sdk.helpers._typing import _is_exclusive_boolean_type
+from singer_sdk.helpers.types import Context
 
-__all__ = ["PRIVATE_HOOKS", "is_exclusive_boolean", "merge_missing_config_jsonschema"]
+from tap_calven.errors import ConfigError
+from tap_calven.types import Record
 
-# The lean RECORD path (record_path.py) conforms booleans exactly as the SDK would; the SDK
+__all__ = [
+    "PRIVATE_ATTRIBUTES",
+    "PRIVATE_HOOKS",
+    "StreamHooks",
+    "TapHooks",
+    "is_exclusive_boolean",
+    "mark_state_unflushed",
+    "merge_missing_config_jsonschema",
+    "stream_version",
+]
+
+# The lean RECORD path (writer.py) conforms booleans exactly as the SDK would; the SDK
 # decides which properties are booleans with this helper and exports no public equivalent.
 is_exclusive_boolean = _is_exclusive_boolean_type
 
 # `merge_missing_config_jsonschema` (tap.py): how the SDK adds its built-in settings; the
 # tap adds `emit_activate_version_messages` the same way so `--about` lists it alongside.
 
-#: Private methods the tap overrides: (SDK class path, method, parameters it must take, why).
+
+def stream_version(stream: Stream) -> int | None:
+    """The `version` the SDK puts in this sync's RECORD messages (no public accessor)."""
+    version: int | None = stream._stream_version
+    return version
+
+
+def mark_state_unflushed(stream: Stream) -> None:
+    """Tell the SDK a record went out, so it writes the final STATE, as its own path would."""
+    stream.state_manager.is_flushed = False
+
+
+class StreamHooks(Stream):
+    """The SDK's private per-record methods, routed to the stream's own public ones."""
+
+    def write_record(self, record: Record) -> None:
+        """Write one RECORD message (the base stream gives the record writer)."""
+        raise NotImplementedError
+
+    def flush_records(self) -> None:
+        """Write out any RECORD lines gathered but not yet written."""
+        raise NotImplementedError
+
+    def sdk_write_record(self, record: Record) -> None:
+        """The SDK's own RECORD path: deselection, type conformance, stream maps."""
+        super()._write_record_message(record)
+
+    def write_state(self) -> None:
+        """Write the records gathered so far, then the STATE that covers them."""
+        self._write_state_message()
+
+    def _write_record_message(self, record: Record) -> None:
+        # The SDK writes and flushes one line per record; the record writer gathers many.
+        self.write_record(record)
+
+    def _write_state_message(self) -> None:
+        # Gathered RECORD lines must reach stdout before the STATE that covers them.
+        self.flush_records()
+        super()._write_state_message()
+
+    def _process_record(
+        self,
+        record: Record,
+        child_context: Context | None = None,
+        partition_context: Context | None = None,
+    ) -> None:
+        # Per-record child-context work: Calven's streams have no children.
+        if self.child_streams or partition_context:
+            super()._process_record(record, child_context, partition_context)
+
+    def _increment_stream_state(
+        self, latest_record: Record, *, context: Context | None = None
+    ) -> None:
+        # The bookmark moves per completed window (client.py), never per record value.
+        return
+
+
+class TapHooks(Tap):
+    """The SDK's private tap methods, routed to the tap's own public ones."""
+
+    def check_config(self) -> None:
+        """Raise ConfigError naming the first bad setting."""
+        raise NotImplementedError
+
+    def on_termination(self, signum: int) -> None:
+        """Stop the run on a signal."""
+        raise NotImplementedError
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # The SDK's validation dumps the JSON schema error; ours is one line naming the setting.
+        try:
+            self.check_config()
+        except ConfigError as exc:
+            if raise_errors:
+                raise
+            return [str(exc)]
+        return []
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # The SDK exits 0 and writes a STATE from the signal handler; see on_termination.
+        self.on_termination(signum)
+
+
+#: Private methods overridden above: (SDK class path, method, parameters it must take, why).
 PRIVATE_HOOKS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     (
         "singer_sdk.streams.core:Stream",
@@ -51,4 +152,16 @@ PRIVATE_HOOKS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
         ("self", "raise_errors"),
         "config errors become one line naming the setting, not the SDK's schema dump",
     ),
+    (
+        "singer_sdk.plugin_base:PluginBase",
+        "_handle_termination",
+        ("self", "signum", "frame"),
+        "a signal must exit non-zero and write no STATE from the handler",
+    ),
+)
+
+#: Private attributes read above: (SDK class path, attribute, why).
+PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
+    ("singer_sdk.streams.core:Stream", "_stream_version", "the RECORD `version` field"),
+    ("singer_sdk.streams._state:StreamStateManager", "is_flushed", "the final STATE"),
 )

@@ -71,3 +71,16 @@ class UserActionsLogStream(CalvenStream):
     primary_keys = ("actionId",)
     replication_key = "timestamp"
     list_params = {"userIds": "user_ids"}
+
+
+#: The stream list, in the order of Calven's docs: the tap, `meltano.yml`'s check and the
+#: tests all read it from here.
+STREAM_TYPES: tuple[type[CalvenStream], ...] = (
+    UsersStream,
+    GroupsStream,
+    LocationsStream,
+    DesksStream,
+    BookingsAttendanceStream,
+    PresenceStream,
+    UserActionsLogStream,
+)

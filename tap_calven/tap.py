@@ -1,257 +1,41 @@
-"""TapCalven: the settings, their validation, the stream list and the command line."""
+"""TapCalven: the settings a run uses, the stream list, the run's shared parts, the CLI.
+
+The settings themselves (schema, defaults, validation) are in settings.py, the streams in
+streams.py; the SDK's private hooks this class needs are in sdk_internals.py.
+"""
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
 import logging
-import math
 import os
 import signal
 import sys
-from collections.abc import Mapping
-from decimal import Decimal
 from functools import cached_property
-from types import FrameType
 from typing import Any
 
-from jsonschema import Draft7Validator
-from singer_sdk import Stream, Tap
-from singer_sdk import typing as th
+from singer_sdk import Stream
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
-from tap_calven import __version__, streams
+from tap_calven import settings as calven_settings
+from tap_calven import windows
 from tap_calven.api import CalvenAPI
 from tap_calven.client import CalvenStream
-from tap_calven.errors import ConfigError
 from tap_calven.fetching import FetchScheduler, Lane
-from tap_calven.sdk_internals import merge_missing_config_jsonschema
-from tap_calven.windows import parse_day
-
-AUTH_METHODS = ("hmac", "client_secret", "basic")
-REGIONS = ("usce1", "ause1")
-DEFAULT_API_URL = "https://api.calven.com"
-DEFAULT_USER_AGENT = f"tap-calven/{__version__}"
-
-DATE_HELP = "A date, YYYY-MM-DD (a date-time is accepted: its UTC date is used)."
-
-STREAM_TYPES: tuple[type[CalvenStream], ...] = (
-    streams.UsersStream,
-    streams.GroupsStream,
-    streams.LocationsStream,
-    streams.DesksStream,
-    streams.BookingsAttendanceStream,
-    streams.PresenceStream,
-    streams.UserActionsLogStream,
-)
+from tap_calven.sdk_internals import TapHooks, merge_missing_config_jsonschema
+from tap_calven.streams import STREAM_TYPES
 
 
-def _check_integer(config: Mapping[str, Any], name: str, low: int, high: int | None) -> None:
-    value = config.get(name)
-    if value is None:
-        return
-    is_whole = isinstance(value, int) and not isinstance(value, bool)
-    if not is_whole or value < low or (high is not None and value > high):
-        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        raise ConfigError(f"Setting '{name}' must be a whole number {bounds}, got {value!r}.")
-
-
-def _check_id_list(config: Mapping[str, Any], name: str) -> None:
-    value = config.get(name)
-    if value is None:
-        return
-    if not isinstance(value, list) or not all(isinstance(i, str) and i.strip() for i in value):
-        raise ConfigError(f"Setting '{name}' must be a list of id strings, got {value!r}.")
-
-
-def _positive_seconds(value: object) -> float | None:
-    """A positive, finite number of seconds, or None.
-
-    A config file's fractions arrive as Decimal (the SDK parses JSON numbers that way) and
-    an environment variable's as a string (the SDK parses only integers from the env).
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds > 0 else None
-
-
-def validate_settings(config: Mapping[str, Any]) -> None:
-    """Check every setting before any request; raise ConfigError naming the first bad one."""
-    for name in ("api_key", "api_secret", "start_date"):
-        value = config.get(name)
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"Setting '{name}' is required and must be a non-empty string.")
-    method = config.get("auth_method", "hmac")
-    if method not in AUTH_METHODS:
-        raise ConfigError(
-            f"Setting 'auth_method' must be one of {', '.join(AUTH_METHODS)}, got {method!r}."
-        )
-    region = config.get("region")
-    if region is not None and region not in REGIONS:
-        raise ConfigError(f"Setting 'region' must be one of {', '.join(REGIONS)}, got {region!r}.")
-    api_url = config.get("api_url", DEFAULT_API_URL)
-    if not isinstance(api_url, str) or not api_url.startswith(("http://", "https://")):
-        raise ConfigError(f"Setting 'api_url' must be an http(s) URL, got {api_url!r}.")
-    start = parse_day("Setting 'start_date'", config["start_date"])
-    if config.get("end_date") is not None:
-        end = parse_day("Setting 'end_date'", config["end_date"])
-        if end < start:
-            raise ConfigError(
-                f"Setting 'end_date' ({end}) is before 'start_date' ({start}); "
-                "the range would be empty."
-            )
-    _check_integer(config, "window_days", 1, 30)
-    _check_integer(config, "lookback_days", 0, None)
-    _check_integer(config, "horizon_days", 0, None)
-    _check_integer(config, "max_concurrent_requests", 1, None)
-    _check_integer(config, "max_retries", 0, None)
-    timeout = config.get("request_timeout")
-    if timeout is not None and _positive_seconds(timeout) is None:
-        raise ConfigError(f"Setting 'request_timeout' must be a positive number, got {timeout!r}.")
-    _check_id_list(config, "location_ids")
-    _check_id_list(config, "user_ids")
-    agent = config.get("user_agent")
-    if agent is not None and (not isinstance(agent, str) or not agent.strip()):
-        raise ConfigError("Setting 'user_agent' must be a non-empty string.")
-
-
-class TapCalven(Tap):
+class TapCalven(TapHooks):
     """Singer tap for Calven's Warehouse API."""
 
     name = "tap-calven"
     package_name = "tap-calven"
     # msgspec serialises RECORD messages several times faster than the standard json writer.
     message_writer_class = MsgSpecWriter
-
-    config_jsonschema = th.PropertiesList(
-        th.Property(
-            "api_key",
-            th.StringType,
-            required=True,
-            title="API key ID",
-            description="The id of a Calven API key with the Data Warehouse (or All "
-            "permissions) role.",
-        ),
-        th.Property(
-            "api_secret",
-            th.StringType,
-            required=True,
-            secret=True,
-            title="API key secret",
-            description="The secret of that API key. Never logged; with `hmac` it never "
-            "leaves this machine.",
-        ),
-        th.Property(
-            "auth_method",
-            th.StringType,
-            default="hmac",
-            allowed_values=list(AUTH_METHODS),
-            title="Authentication method",
-            description="One of `hmac`, `client_secret`, `basic`. "
-            "`hmac`: token from POST /v1/auth with a signed request; "
-            "`client_secret`: token from POST /v1/auth/token; `basic`: HTTP Basic on the "
-            "`/basic` paths (the key must be enabled for Basic by Calven).",
-        ),
-        th.Property(
-            "api_url",
-            th.StringType,
-            default=DEFAULT_API_URL,
-            title="API base URL",
-            description="Base URL of the Calven API; change it for the sandbox or a proxy.",
-        ),
-        th.Property(
-            "region",
-            th.StringType,
-            allowed_values=list(REGIONS),
-            title="Region",
-            description="One of `usce1` (US), `ause1` (Australia): sent as the "
-            "`x-calven-region` header when set. Unset: no header, Calven's default region.",
-        ),
-        th.Property(
-            "start_date",
-            th.StringType,
-            required=True,
-            title="Start date",
-            description="First day read by the windowed streams (bookings_attendance, "
-            f"presence, user_actions_log). {DATE_HELP}",
-        ),
-        th.Property(
-            "end_date",
-            th.StringType,
-            title="End date",
-            description="Last day read (inclusive). Unset: today (UTC), and for "
-            f"bookings_attendance today plus `horizon_days`. {DATE_HELP}",
-        ),
-        th.Property(
-            "lookback_days",
-            th.IntegerType(minimum=0),
-            default=7,
-            title="Lookback days",
-            description="On a run with state, re-read this many days before the bookmark, "
-            "to pick up late attendance and edited plans.",
-        ),
-        th.Property(
-            "horizon_days",
-            th.IntegerType(minimum=0),
-            default=14,
-            title="Horizon days",
-            description="When `end_date` is unset, bookings_attendance also reads this many "
-            "days after today (upcoming plans and bookings).",
-        ),
-        th.Property(
-            "window_days",
-            th.IntegerType(minimum=1, maximum=30),
-            default=30,
-            title="Window days",
-            description="Days per request (1 to 30; Calven serves at most 30 days per call).",
-        ),
-        th.Property(
-            "location_ids",
-            th.ArrayType(th.StringType),
-            title="Location ids",
-            description="Only these locations: bookings_attendance makes one request per "
-            "location per window; presence sends them as the `locationIds` filter.",
-        ),
-        th.Property(
-            "user_ids",
-            th.ArrayType(th.StringType),
-            title="User ids",
-            description="Only these users: the `userIds` filter of presence and user_actions_log.",
-        ),
-        th.Property(
-            "max_concurrent_requests",
-            th.IntegerType(minimum=1),
-            default=4,
-            title="Max concurrent requests",
-            description="Requests in flight at once (1 = strictly sequential). Records still "
-            "come out in window order.",
-        ),
-        th.Property(
-            "max_retries",
-            th.IntegerType(minimum=0),
-            default=8,
-            title="Max retries",
-            description="Retries of one request (429, 5xx, dropped connections, timeouts, "
-            "truncated bodies) before the run fails; attempts = retries + 1.",
-        ),
-        th.Property(
-            "request_timeout",
-            th.NumberType(exclusive_minimum=0),
-            default=300,
-            title="Request timeout",
-            description="Seconds to wait for Calven to connect or to send more data.",
-        ),
-        th.Property(
-            "user_agent",
-            th.StringType,
-            default=DEFAULT_USER_AGENT,
-            title="User agent",
-            description="The User-Agent header of every request.",
-        ),
-    ).to_dict()
+    config_jsonschema = calven_settings.CONFIG_SCHEMA
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict[str, Any]) -> None:
@@ -259,43 +43,30 @@ class TapCalven(Tap):
         super().append_builtin_config(config_jsonschema)
         merge_missing_config_jsonschema(EMIT_ACTIVATE_VERSION_CONFIG, config_jsonschema)
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """Validate with one-line messages that name the setting, not the SDK's dump.
+    def check_config(self) -> None:
+        """Validate every setting before any request; raise ConfigError naming the first bad one.
 
-        Our own settings get the checks of `validate_settings`; the SDK's built-ins
-        (stream maps, flattening, batch config, ...) get their JSON schema.
+        Our own settings get `validate_settings`; the SDK's built-ins their JSON schema.
         """
-        try:
-            validate_settings(self.settings)
-            self._validate_builtin_settings()
-        except ConfigError as exc:
-            if raise_errors:
-                raise
-            return [str(exc)]
-        return []
-
-    def _validate_builtin_settings(self) -> None:
-        schema = {**self.config_jsonschema, "required": []}
-        self.append_builtin_config(schema)
-        builtins = {k: v for k, v in self.config.items() if k not in OWN_SETTINGS}
-        error = next(iter(Draft7Validator(schema).iter_errors(builtins)), None)
-        if error is not None:
-            name = ".".join(str(part) for part in error.absolute_path) or "config"
-            raise ConfigError(f"Setting '{name}' is invalid: {error.message}.")
+        calven_settings.validate_settings(self.settings)
+        full_schema = copy.deepcopy(self.config_jsonschema)
+        self.append_builtin_config(full_schema)
+        calven_settings.validate_builtins(self.config, full_schema)
 
     @cached_property
     def settings(self) -> dict[str, Any]:
         """The config with every unset setting at its documented default."""
-        defaults = {
-            name: schema["default"]
-            for name, schema in self.config_jsonschema["properties"].items()
-            if "default" in schema
-        }
-        settings = {**defaults, **{k: v for k, v in self.config.items() if v is not None}}
-        seconds = _positive_seconds(settings["request_timeout"])  # validated on its own
-        if seconds is not None:
-            settings["request_timeout"] = seconds
-        return settings
+        return calven_settings.with_defaults(self.config)
+
+    @cached_property
+    def today(self) -> dt.date:
+        """One UTC "today" for the whole run: windows and bookmarks all agree on it."""
+        return windows.utc_today()
+
+    @cached_property
+    def api(self) -> CalvenAPI:
+        """The one connection to Calven for this run: session, token and retry policy."""
+        return CalvenAPI(self.settings, logger=self.logger)
 
     @cached_property
     def fetch_scheduler(self) -> FetchScheduler:
@@ -305,29 +76,24 @@ class TapCalven(Tap):
         return FetchScheduler(concurrency, self._lane_after)
 
     def _lane_after(self, name: str) -> Lane | None:
-        """The lane of the stream that syncs after `name`, in the order of `sync_all`."""
-        order = [
-            stream
-            for stream in self.streams.values()
-            if (stream.selected or stream.has_selected_descendents)
-            and not stream.parent_stream_type
-        ]
-        names = [stream.name for stream in order]
-        if name not in names or names.index(name) + 1 == len(order):
-            return None
-        following = order[names.index(name) + 1]
-        return following.lane() if isinstance(following, CalvenStream) else None
+        """The lane of the selected stream after `name`, in the order of `self.streams`.
 
-    @cached_property
-    def api(self) -> CalvenAPI:
-        """The one connection to Calven for this run: session, token and retry policy."""
-        return CalvenAPI(self.settings, logger=self.logger)
+        The SDK syncs the selected streams in that order (Calven's have no parents or
+        children). A wrong guess would cost only the early start: the scheduler plans again
+        when a different stream comes.
+        """
+        selected = [stream for stream in self.streams.values() if stream.selected]
+        names = [stream.name for stream in selected]
+        if name not in names or names.index(name) + 1 == len(selected):
+            return None
+        following = selected[names.index(name) + 1]
+        return following.lane() if isinstance(following, CalvenStream) else None
 
     def discover_streams(self) -> list[Stream]:
         """Return the seven warehouse streams, in the order of Calven's docs."""
-        return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+        return [stream_type(tap=self, run=self) for stream_type in STREAM_TYPES]
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+    def on_termination(self, signum: int) -> None:
         """On SIGTERM/SIGINT exit 128+signum, not the SDK's 0, and write no extra STATE.
 
         Each completed window already wrote its STATE after its records, so the last
@@ -341,10 +107,6 @@ class TapCalven(Tap):
             signal.Signals(signum).name,
         )
         sys.exit(128 + signum)
-
-
-# The settings `validate_settings` checks; the rest are the SDK's built-ins.
-OWN_SETTINGS = frozenset(TapCalven.config_jsonschema["properties"])
 
 
 def main() -> None:

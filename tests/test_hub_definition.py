@@ -20,7 +20,8 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from tap_calven.tap import STREAM_TYPES, TapCalven
+from tap_calven.streams import STREAM_TYPES
+from tap_calven.tap import TapCalven
 
 REPO = Path(__file__).resolve().parents[1]
 HUB_SCHEMA_DIR = REPO / "hub" / "schema"

@@ -25,14 +25,13 @@ from typing import Any
 
 import pytest
 
-from tap_calven import windows
-from tap_calven.client import CalvenStream
+from tap_calven import client, windows
 from tap_calven.errors import APIError
 from tap_calven.fetching import FetchScheduler, Lane, Request
 from tap_calven.json_array import iter_json_array
-from tap_calven.record_path import FastRecordPath
 from tap_calven.sandbox import Sandbox
 from tap_calven.tap import TapCalven
+from tap_calven.writer import LeanPath, RecordWriter, lean_path_for
 from tests.conftest import TODAY, parse_messages, sandbox_config, sync
 
 BOOKINGS = "bookings_attendance"
@@ -50,20 +49,20 @@ def masked(stdout: bytes) -> list[bytes]:
 @pytest.fixture
 def sdk_path_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every stream take the SDK's own record path."""
-    monkeypatch.setattr(CalvenStream, "_fast_record_path", lambda self: None)
+    monkeypatch.setattr(client, "lean_path_for", lambda *_: None)
 
 
 @pytest.fixture
 def fast_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Count the records written by the lean path, by stream."""
     written: list[str] = []
-    original = FastRecordPath.write
+    original = LeanPath.encode
 
-    def spy(self: FastRecordPath, record: dict[str, Any], out: bytearray) -> None:
+    def spy(self: LeanPath, record: dict[str, Any], out: bytearray) -> None:
         written.append(self.stream)
         original(self, record, out)
 
-    monkeypatch.setattr(FastRecordPath, "write", spy)
+    monkeypatch.setattr(LeanPath, "encode", spy)
     return written
 
 
@@ -214,7 +213,7 @@ def test_the_lean_record_path_writes_the_sdk_paths_bytes(
     config = sandbox_config(sb, window_days=10, emit_activate_version_messages=activate_version)
     fast, _ = sync(config)
     assert set(fast_writes) == set(TapCalven(config=config).streams)
-    monkeypatch.setattr(CalvenStream, "_fast_record_path", lambda self: None)
+    monkeypatch.setattr(client, "lean_path_for", lambda *_: None)
     slow, _ = sync(config)
     assert masked(fast) == masked(slow)
     assert b'"time_extracted":"' in fast
@@ -244,17 +243,17 @@ def test_one_record_written_either_way_is_the_same_line(
         entry["schema"]["additionalProperties"] = extra_keys_allowed
     stream = TapCalven(config=config, catalog=catalog).streams[BOOKINGS]
 
-    def write(fast: FastRecordPath | None) -> tuple[bytes, str]:
-        stream._fast = fast
+    def write(fast: LeanPath | None) -> tuple[bytes, str]:
+        stream.record_writer = RecordWriter(fast, stream.sdk_write_record, lambda: None)
         out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
         err = io.StringIO()
         with redirect_stdout(out), redirect_stderr(err):
-            stream._write_record_message(json.loads(json.dumps(record)))
-            stream._write_pending_records()
+            stream.write_record(json.loads(json.dumps(record)))
+            stream.flush_records()
             out.flush()
         return out.buffer.getvalue(), err.getvalue()  # type: ignore[attr-defined]
 
-    lean = stream._fast_record_path()
+    lean = lean_path_for(stream, stream.run.message_writer)
     assert lean is not None
     assert lean.accepts(record) == (
         (extra_keys_allowed or "unknown" not in record)
@@ -324,7 +323,7 @@ def test_unknown_fields_dropped_by_the_catalog_schema_take_the_sdk_path(
     records = fast.count(b'{"type":"RECORD"')
     assert 0 < len(fast_writes) < records  # drifted records took the SDK's path
     assert b"syncedAt" not in fast  # which dropped the unknown fields
-    monkeypatch.setattr(CalvenStream, "_fast_record_path", lambda self: None)
+    monkeypatch.setattr(client, "lean_path_for", lambda *_: None)
     slow, _ = sync(config, catalog=catalog)
     assert masked(fast) == masked(slow)
 

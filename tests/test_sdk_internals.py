@@ -6,20 +6,26 @@ use in the module the reason points at, or find the public API that now serves.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
+from pathlib import Path
 
 import pytest
 
-from tap_calven.client import CalvenStream
+from tap_calven import sdk_internals
 from tap_calven.sdk_internals import (
+    PRIVATE_ATTRIBUTES,
     PRIVATE_HOOKS,
+    StreamHooks,
+    TapHooks,
     is_exclusive_boolean,
     merge_missing_config_jsonschema,
 )
 from tap_calven.tap import TapCalven
 
-OURS = {"Stream": CalvenStream, "PluginBase": TapCalven}
+OURS = {"Stream": StreamHooks, "PluginBase": TapHooks}
+PACKAGE = Path(sdk_internals.__file__).parent
 
 
 def sdk_class(path: str) -> type:
@@ -55,3 +61,39 @@ def test_the_config_merge_still_adds_only_what_is_missing() -> None:
         "a": {"type": "string", "description": "ours"},
         "b": {"type": "boolean"},
     }
+
+
+def test_the_private_attributes_read_are_still_there() -> None:
+    tap = TapCalven(config={"api_key": "k", "api_secret": "s", "start_date": "2024-01-01"})
+    stream = tap.streams["users"]
+    owners = {"Stream": stream, "StreamStateManager": stream.state_manager}
+    for where, attribute, why in PRIVATE_ATTRIBUTES:
+        owner = owners[where.rpartition(":")[2]]
+        assert hasattr(owner, attribute), f"singer-sdk no longer sets {where}.{attribute} ({why})"
+
+
+def sdk_private_uses(path: Path) -> list[str]:
+    """Private SDK names a module imports, and private SDK methods it overrides or calls."""
+    hooks = {method for _, method, _, _ in PRIVATE_HOOKS}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("singer_sdk"):
+            names = [node.module or "", *(alias.name for alias in node.names)]
+            found += [name for name in names if any(p.startswith("_") for p in name.split("."))]
+        if isinstance(node, ast.FunctionDef | ast.Attribute):
+            name = node.name if isinstance(node, ast.FunctionDef) else node.attr
+            if name in hooks or name in {attr for _, attr, _ in PRIVATE_ATTRIBUTES}:
+                found.append(name)
+    return found
+
+
+def test_no_other_module_touches_an_sdk_internal() -> None:
+    modules = sorted(PACKAGE.rglob("*.py"))
+    assert len(modules) > 10
+    offenders = {
+        str(path.relative_to(PACKAGE)): uses
+        for path in modules
+        if path.name != "sdk_internals.py" and (uses := sdk_private_uses(path))
+    }
+    assert offenders == {}
+    assert sdk_private_uses(PACKAGE / "sdk_internals.py")  # the scan sees them where they are

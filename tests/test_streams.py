@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tap_calven.sandbox import Sandbox
-from tap_calven.tap import STREAM_TYPES
+from tap_calven.streams import STREAM_TYPES
 from tests.conftest import day_of, keys, run_tap, sandbox_config
 
 KEYS = {cls.name: tuple(cls.primary_keys or ()) for cls in STREAM_TYPES}

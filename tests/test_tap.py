@@ -12,7 +12,9 @@ import pytest
 from tap_calven import __version__
 from tap_calven.errors import ConfigError
 from tap_calven.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
-from tap_calven.tap import OWN_SETTINGS, STREAM_TYPES, TapCalven, validate_settings
+from tap_calven.settings import OWN_SETTINGS, validate_settings
+from tap_calven.streams import STREAM_TYPES
+from tap_calven.tap import TapCalven
 from tests.conftest import run_cli, sandbox_config
 
 SETTINGS = [

@@ -277,6 +277,60 @@ class User:
     badge: str
 
 
+@dataclass(frozen=True)
+class _Booking:
+    """An office day's booking: where, and who made it and why."""
+
+    office: Office
+    zone: Zone | None
+    desk: Desk | None
+    changed_by: str
+    reason: str | None
+
+
+def _day_row(user: User, day: dt.date, plan: str) -> Record:
+    """A bookings_attendance row with the plan set and nothing booked yet."""
+    group = user.group
+    row: Record = dict.fromkeys(_BOOKING_FIELDS)
+    row.update(
+        userId=user.id,
+        primaryLocationId=user.office.id,
+        primaryLocationName=user.office.name,
+        day=iso_day(day),
+        plan=plan,
+        primaryGroupId=group.id if group else None,
+        primaryGroupName=group.name if group else None,
+    )
+    return row
+
+
+# The row's fields in the order Calven's docs list them.
+_BOOKING_FIELDS = (
+    "userId",
+    "primaryLocationId",
+    "primaryLocationName",
+    "day",
+    "plan",
+    "bookingDepth",
+    "attendanceType",
+    "bookingLocationId",
+    "bookingLocationName",
+    "bookingLevelId",
+    "bookingLevelName",
+    "bookingZoneId",
+    "bookingZoneName",
+    "bookingPlaceId",
+    "bookingPlaceName",
+    "primaryGroupId",
+    "primaryGroupName",
+    "bookingGroupId",
+    "bookingGroupName",
+    "bookingSource",
+    "bookingReasonCode",
+    "onWaitlist",
+)
+
+
 @dataclass
 class _UserDay:
     """One version of one user's day: the row, its presence events and its actions."""
@@ -618,253 +672,30 @@ class Tenant:
     def _user_day(
         self, rng: random.Random, user: User, day: dt.date, taken: set[str] | None
     ) -> _UserDay:
-        """Draw one user's plan, booking, attendance, presence and actions for one day."""
-        past = day < self.today
-        office = user.office
-        group = user.group
-        rand = rng.random
-        if user.status == "active":
-            p_office = user.affinity * _WEEKDAY_FACTOR[day.weekday()] * 0.93
-            r = rand()
-            plan = "a" if r < 0.07 else "o" if r < 0.07 + p_office else "r"
-        else:
-            plan = "r" if user.status == "provisioned" else "a"
-        row: Record = {
-            "userId": user.id,
-            "primaryLocationId": office.id,
-            "primaryLocationName": office.name,
-            "day": iso_day(day),
-            "plan": plan,
-            "bookingDepth": None,
-            "attendanceType": None,
-            "bookingLocationId": None,
-            "bookingLocationName": None,
-            "bookingLevelId": None,
-            "bookingLevelName": None,
-            "bookingZoneId": None,
-            "bookingZoneName": None,
-            "bookingPlaceId": None,
-            "bookingPlaceName": None,
-            "primaryGroupId": group.id if group else None,
-            "primaryGroupName": group.name if group else None,
-            "bookingGroupId": None,
-            "bookingGroupName": None,
-            "bookingSource": None,
-            "bookingReasonCode": None,
-            "onWaitlist": None,
-        }
+        """Draw one user's plan, booking, attendance, presence and actions for one day.
+
+        The draws happen in a fixed order (plan, then the booking or the day at home), so
+        a seed always gives the same tenant.
+        """
+        plan = self._draw_plan(rng, user, day)
+        row = _day_row(user, day, plan)
+        booking_office = -1
         presence: list[tuple[str, Record]] = []
         actions: list[tuple[dt.date, str, Record]] = []
-        booking_office = -1
-        zone: Zone | None = None
-        desk: Desk | None = None
-        what = ""
         if plan == "o":
-            b_office = office if rand() < 0.92 else rng.choice(self.offices)
-            booking_office = b_office.idx
-            zone = (
-                user.home_zone
-                if b_office is office and rand() < 0.7
-                else rng.choice(b_office.zones)
-            )
-            r = rand()
-            depth = 3 if r < 0.5 else 2 if r < 0.8 else 1
-            waitlist = False
-            if depth == 3:
-                desk = self._free_desk(rng, zone, taken)
-                if desk is None:
-                    depth, waitlist = 2, True
-            if depth == 1:
-                zone = None
-            r = rand()
-            src, changed_by, reason_code, reason = _SOURCES[
-                0 if r < 0.82 else 1 if r < 0.92 else 2 if r < 0.96 else 3
-            ]
-            row["bookingDepth"] = depth
-            row["bookingLocationId"] = b_office.id
-            row["bookingLocationName"] = b_office.name
-            if zone is not None:
-                row["bookingLevelId"] = zone.level.id
-                row["bookingLevelName"] = zone.level.name
-                row["bookingZoneId"] = zone.id
-                row["bookingZoneName"] = zone.name
-            if desk is not None:
-                row["bookingPlaceId"] = desk.id
-                row["bookingPlaceName"] = desk.name
-            if group is not None:
-                row["bookingGroupId"] = group.id
-                row["bookingGroupName"] = group.name
-            row["bookingSource"] = src
-            row["bookingReasonCode"] = reason_code
-            row["onWaitlist"] = waitlist
-            attendance: str | None
-            if past:
-                r = rand()
-                attendance = "confirmed" if r < 0.72 else "unconfirmed" if r < 0.88 else "noShow"
-            else:
-                attendance = "unconfirmed" if rand() < 0.3 else None
-            row["attendanceType"] = attendance
-            what = desk.name if desk else zone.name if zone else b_office.name
-            what = f"{what}, {b_office.name}"
-            lead_lo = max(0, (day - self.today).days)
-            t1 = self._action_time(rng, day, lead_lo)
-            by_id = self._changed_by_id(rng, user, changed_by)
-            if rand() < 0.1 and desk is not None:
-                t0 = self._action_time(rng, day, lead_lo, before=t1)
-                actions.append(
-                    self._action(
-                        rng,
-                        user,
-                        day,
-                        t0,
-                        "planChanged",
-                        "Plan set to office",
-                        changed_by,
-                        by_id,
-                        reason,
-                    )
+            booking = self._book(rng, user, row, taken)
+            booking_office = booking.office.idx
+            row["attendanceType"] = self._draw_attendance(rng, past=day < self.today)
+            actions = self._booking_actions(rng, user, day, booking)
+            if row["attendanceType"] == "confirmed":
+                presence = self._presence(
+                    rng, user, day, booking.office, booking.zone, booking.desk
                 )
-                actions.append(
-                    self._action(
-                        rng,
-                        user,
-                        day,
-                        t0,
-                        "bookingCreated",
-                        f"Booked {zone.name if zone else b_office.name}, {b_office.name}",
-                        changed_by,
-                        by_id,
-                        reason,
-                    )
-                )
-                actions.append(
-                    self._action(
-                        rng,
-                        user,
-                        day,
-                        t1,
-                        "bookingChanged",
-                        f"Booking moved to {what}",
-                        "user",
-                        user.id,
-                        None,
-                    )
-                )
-            else:
-                actions.append(
-                    self._action(
-                        rng,
-                        user,
-                        day,
-                        t1,
-                        "planChanged",
-                        "Plan set to office",
-                        changed_by,
-                        by_id,
-                        reason,
-                    )
-                )
-                actions.append(
-                    self._action(
-                        rng,
-                        user,
-                        day,
-                        t1,
-                        "bookingCreated",
-                        f"Booked {what}",
-                        changed_by,
-                        by_id,
-                        reason,
-                    )
-                )
-            if attendance == "confirmed":
-                presence = self._presence(rng, user, day, b_office, zone, desk)
         elif user.status == "active":
-            walk_in = plan == "r" and past and rand() < 0.03
-            if walk_in:
+            if plan == "r" and day < self.today and rng.random() < 0.03:  # a walk-in
                 row["attendanceType"] = "walkIn"
-                presence = self._presence(rng, user, day, office, None, None)
-            lead_lo = max(0, (day - self.today).days)
-            r = rand()
-            if plan == "a":
-                by, reason = ("integration", "timeOff") if r < 0.7 else ("user", None)
-                t1 = self._action_time(rng, day, lead_lo)
-                actions.append(
-                    self._action(
-                        rng,
-                        user,
-                        day,
-                        t1,
-                        "planChanged",
-                        "Plan set to away",
-                        by,
-                        self._changed_by_id(rng, user, by),
-                        reason,
-                    )
-                )
-            elif r < 0.08:
-                t1 = self._action_time(rng, day, lead_lo)
-                t0 = self._action_time(rng, day, lead_lo, before=t1)
-                booked = f"Booked {user.home_zone.name}, {office.name}"
-                actions.append(
-                    self._action(
-                        rng,
-                        user,
-                        day,
-                        t0,
-                        "planChanged",
-                        "Plan set to office",
-                        "user",
-                        user.id,
-                        None,
-                    )
-                )
-                actions.append(
-                    self._action(
-                        rng, user, day, t0, "bookingCreated", booked, "user", user.id, None
-                    )
-                )
-                actions.append(
-                    self._action(
-                        rng,
-                        user,
-                        day,
-                        t1,
-                        "planChanged",
-                        "Plan set to remote",
-                        "user",
-                        user.id,
-                        None,
-                    )
-                )
-                actions.append(
-                    self._action(
-                        rng,
-                        user,
-                        day,
-                        t1,
-                        "bookingCancelled",
-                        f"Booking cancelled: {user.home_zone.name}, {office.name}",
-                        "user",
-                        user.id,
-                        "planChanged",
-                    )
-                )
-            elif r < 0.35:
-                t1 = self._action_time(rng, day, lead_lo)
-                actions.append(
-                    self._action(
-                        rng,
-                        user,
-                        day,
-                        t1,
-                        "planChanged",
-                        "Plan set to remote",
-                        "user",
-                        user.id,
-                        None,
-                    )
-                )
+                presence = self._presence(rng, user, day, user.office, None, None)
+            actions = self._home_actions(rng, user, day, plan)
         sig = (
             plan,
             row["attendanceType"],
@@ -873,6 +704,148 @@ class Tenant:
             row["bookingPlaceId"],
         )
         return _UserDay(row, booking_office, presence, actions, sig)
+
+    @staticmethod
+    def _draw_plan(rng: random.Random, user: User, day: dt.date) -> str:
+        """Office (`o`), remote (`r`) or away (`a`): active users by affinity and weekday."""
+        if user.status != "active":
+            return "r" if user.status == "provisioned" else "a"
+        p_office = user.affinity * _WEEKDAY_FACTOR[day.weekday()] * 0.93
+        r = rng.random()
+        return "a" if r < 0.07 else "o" if r < 0.07 + p_office else "r"
+
+    def _book(
+        self, rng: random.Random, user: User, row: Record, taken: set[str] | None
+    ) -> _Booking:
+        """Book an office day: office, zone, maybe a desk (or the waitlist); fill the row."""
+        rand = rng.random
+        office = user.office
+        b_office = office if rand() < 0.92 else rng.choice(self.offices)
+        zone: Zone | None = (
+            user.home_zone if b_office is office and rand() < 0.7 else rng.choice(b_office.zones)
+        )
+        r = rand()
+        depth = 3 if r < 0.5 else 2 if r < 0.8 else 1
+        waitlist = False
+        desk: Desk | None = None
+        if depth == 3 and zone is not None:
+            desk = self._free_desk(rng, zone, taken)
+            if desk is None:
+                depth, waitlist = 2, True
+        if depth == 1:
+            zone = None
+        r = rand()
+        src, changed_by, reason_code, reason = _SOURCES[
+            0 if r < 0.82 else 1 if r < 0.92 else 2 if r < 0.96 else 3
+        ]
+        row["bookingDepth"] = depth
+        row["bookingLocationId"] = b_office.id
+        row["bookingLocationName"] = b_office.name
+        if zone is not None:
+            row["bookingLevelId"] = zone.level.id
+            row["bookingLevelName"] = zone.level.name
+            row["bookingZoneId"] = zone.id
+            row["bookingZoneName"] = zone.name
+        if desk is not None:
+            row["bookingPlaceId"] = desk.id
+            row["bookingPlaceName"] = desk.name
+        if user.group is not None:
+            row["bookingGroupId"] = user.group.id
+            row["bookingGroupName"] = user.group.name
+        row["bookingSource"] = src
+        row["bookingReasonCode"] = reason_code
+        row["onWaitlist"] = waitlist
+        return _Booking(b_office, zone, desk, changed_by, reason)
+
+    @staticmethod
+    def _draw_attendance(rng: random.Random, *, past: bool) -> str | None:
+        """How a booked day was attended; upcoming days are at most pre-confirmed."""
+        r = rng.random()
+        if past:
+            return "confirmed" if r < 0.72 else "unconfirmed" if r < 0.88 else "noShow"
+        return "unconfirmed" if r < 0.3 else None
+
+    def _booking_actions(
+        self, rng: random.Random, user: User, day: dt.date, booking: _Booking
+    ) -> list[tuple[dt.date, str, Record]]:
+        """The log of an office day: plan and booking, and one time in ten a desk move."""
+        office, zone, desk = booking.office, booking.zone, booking.desk
+        what = f"{desk.name if desk else zone.name if zone else office.name}, {office.name}"
+        lead_lo = max(0, (day - self.today).days)
+        t1 = self._action_time(rng, day, lead_lo)
+        by, reason = booking.changed_by, booking.reason
+        by_id = self._changed_by_id(rng, user, by)
+
+        def act(
+            when: tuple[dt.date, int],
+            kind: str,
+            text: str,
+            by: str,
+            by_id: str | None,
+            why: str | None,
+        ) -> None:
+            actions.append(self._action(rng, user, day, when, kind, text, by, by_id, why))
+
+        actions: list[tuple[dt.date, str, Record]] = []
+        if rng.random() < 0.1 and desk is not None:
+            t0 = self._action_time(rng, day, lead_lo, before=t1)
+            first = zone.name if zone else office.name
+            act(t0, "planChanged", "Plan set to office", by, by_id, reason)
+            act(t0, "bookingCreated", f"Booked {first}, {office.name}", by, by_id, reason)
+            act(t1, "bookingChanged", f"Booking moved to {what}", "user", user.id, None)
+        else:
+            act(t1, "planChanged", "Plan set to office", by, by_id, reason)
+            act(t1, "bookingCreated", f"Booked {what}", by, by_id, reason)
+        return actions
+
+    def _home_actions(
+        self, rng: random.Random, user: User, day: dt.date, plan: str
+    ) -> list[tuple[dt.date, str, Record]]:
+        """The log of a day away or remote: time off, a cancelled booking, or a plan change."""
+        lead_lo = max(0, (day - self.today).days)
+        r = rng.random()
+        actions: list[tuple[dt.date, str, Record]] = []
+
+        def act(
+            when: tuple[dt.date, int],
+            kind: str,
+            text: str,
+            by: str,
+            by_id: str | None,
+            why: str | None,
+        ) -> None:
+            actions.append(self._action(rng, user, day, when, kind, text, by, by_id, why))
+
+        if plan == "a":
+            by, reason = ("integration", "timeOff") if r < 0.7 else ("user", None)
+            t1 = self._action_time(rng, day, lead_lo)
+            act(
+                t1,
+                "planChanged",
+                "Plan set to away",
+                by,
+                self._changed_by_id(rng, user, by),
+                reason,
+            )
+        elif r < 0.08:
+            t1 = self._action_time(rng, day, lead_lo)
+            t0 = self._action_time(rng, day, lead_lo, before=t1)
+            place = f"{user.home_zone.name}, {user.office.name}"
+            act(t0, "planChanged", "Plan set to office", "user", user.id, None)
+            act(t0, "bookingCreated", f"Booked {place}", "user", user.id, None)
+            act(t1, "planChanged", "Plan set to remote", "user", user.id, None)
+            act(
+                t1,
+                "bookingCancelled",
+                f"Booking cancelled: {place}",
+                "user",
+                user.id,
+                "planChanged",
+            )
+        elif r < 0.35:
+            t1 = self._action_time(rng, day, lead_lo)
+            act(t1, "planChanged", "Plan set to remote", "user", user.id, None)
+        return actions
 
     @staticmethod
     def _free_desk(rng: random.Random, zone: Zone, taken: set[str] | None) -> Desk | None:

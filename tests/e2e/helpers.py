@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from tap_calven.sandbox import Sandbox
-from tap_calven.tap import STREAM_TYPES
+from tap_calven.streams import STREAM_TYPES
 
 from .conftest import Meltano, tap_env
 
