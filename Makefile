@@ -23,9 +23,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
 
+# The floor of the singer-sdk pin in pyproject.toml: `make test` runs on it, `make newest-sdk`
+# on the newest release the pin allows (tests/test_sdk_internals.py keeps the two in step).
+SDK_FLOOR := singer-sdk[msgspec]==0.54.9
+
 # Reinstall whenever the project's metadata changes.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]"
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]" "$(SDK_FLOOR)"
 	touch $(STAMP)
 
 install: $(STAMP)

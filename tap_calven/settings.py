@@ -27,14 +27,26 @@ DEFAULT_USER_AGENT = f"tap-calven/{__version__}"
 DATE_HELP = "A date, YYYY-MM-DD (a date-time is accepted: its UTC date is used)."
 
 
-def _check_integer(config: Mapping[str, Any], name: str, low: int, high: int | None) -> None:
+def _check_integer(config: Mapping[str, Any], name: str) -> None:
+    """A whole number within the bounds `CONFIG_SCHEMA` declares for it."""
     value = config.get(name)
     if value is None:
         return
+    schema = CONFIG_SCHEMA["properties"][name]
+    low, high = int(schema["minimum"]), schema.get("maximum")
     is_whole = isinstance(value, int) and not isinstance(value, bool)
     if not is_whole or value < low or (high is not None and value > high):
         bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
         raise ConfigError(f"Setting '{name}' must be a whole number {bounds}, got {value!r}.")
+
+
+def _integer_settings() -> list[str]:
+    """The settings `CONFIG_SCHEMA` declares as integers, in its order."""
+    return [
+        name
+        for name, schema in CONFIG_SCHEMA["properties"].items()
+        if "integer" in (schema.get("type") or ())
+    ]
 
 
 def _check_id_list(config: Mapping[str, Any], name: str) -> None:
@@ -85,11 +97,8 @@ def validate_settings(config: Mapping[str, Any]) -> None:
                 f"Setting 'end_date' ({end}) is before 'start_date' ({start}); "
                 "the range would be empty."
             )
-    _check_integer(config, "window_days", 1, 30)
-    _check_integer(config, "lookback_days", 0, None)
-    _check_integer(config, "horizon_days", 0, None)
-    _check_integer(config, "max_concurrent_requests", 1, None)
-    _check_integer(config, "max_retries", 0, None)
+    for name in _integer_settings():
+        _check_integer(config, name)
     timeout = config.get("request_timeout")
     if timeout is not None and _positive_seconds(timeout) is None:
         raise ConfigError(f"Setting 'request_timeout' must be a positive number, got {timeout!r}.")

@@ -130,10 +130,15 @@ class RecordWriter:
         """Write one record's RECORD message, by the lean path when it accepts the record."""
         lean = self.lean
         if lean is not None and lean.accepts(record):
-            lean.encode(record, self._out)
-            if len(self._out) >= OUT_BYTES:
+            out = self._out
+            if not out:
+                # The first line since a flush. The SDK marks its state "flushed" only when
+                # it writes STATE, which flushes these lines first: once per run of lines
+                # is as often as the SDK's own path would mark it.
+                self._on_lean_write()
+            lean.encode(record, out)
+            if len(out) >= OUT_BYTES:
                 self.flush()
-            self._on_lean_write()
             return
         self.flush()
         self._sdk_write(record)

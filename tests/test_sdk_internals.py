@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,14 @@ def test_no_other_module_touches_an_sdk_internal() -> None:
     }
     assert offenders == {}
     assert sdk_private_uses(PACKAGE / "sdk_internals.py")  # the scan sees them where they are
+
+
+def test_make_test_runs_on_the_floor_of_the_sdk_pin() -> None:
+    root = PACKAGE.parent
+    floor = re.search(
+        r"^SDK_FLOOR := singer-sdk\[msgspec\]==(\S+)$", (root / "Makefile").read_text(), re.M
+    )
+    pin = re.search(r'"singer-sdk\[msgspec\]~=([^"]+)"', (root / "pyproject.toml").read_text())
+    assert floor, "the Makefile's SDK_FLOOR moved"
+    assert pin, "pyproject's singer-sdk pin moved"
+    assert floor.group(1) == pin.group(1)
