@@ -22,7 +22,7 @@ import backoff
 import requests
 
 from tap_calven.auth import CalvenAuth
-from tap_calven.errors import APIError, AuthError, ResponseError, RetryableError
+from tap_calven.errors import APIError, AuthError, CalvenError, GaveUpError, RetryableError
 from tap_calven.json_array import iter_json_array
 from tap_calven.types import Record
 
@@ -131,7 +131,7 @@ class CalvenAPI:
             self._raise_for_status(response, "POST", path)
             answer = response.json()
         except (requests.RequestException, ValueError) as exc:
-            raise _transient(exc) from exc
+            raise _failure(exc, self.base_url) from exc
         finally:
             self._sessions.put(session)
         if not isinstance(answer, dict):
@@ -165,7 +165,7 @@ class CalvenAPI:
                             emitted.add(key)
                             yield record
                 except requests.RequestException as exc:
-                    raise _transient(exc) from exc
+                    raise _failure(exc, self.base_url) from exc
                 finally:
                     self._sessions.put(session)
 
@@ -188,10 +188,11 @@ class CalvenAPI:
             )
 
         def give_up(details: Any) -> None:
-            raise ResponseError(
-                f"{method} {path} failed after {details['tries']} attempts; "
-                f"last error: {details['exception']}"
-            ) from details["exception"]
+            last = details["exception"]
+            raise GaveUpError(
+                f"{method} {path} failed after {details['tries']} attempts; last error: {last}",
+                timed_out=getattr(last, "timed_out", False),
+            ) from last
 
         return backoff.retry_context(
             RetryableError,
@@ -251,10 +252,20 @@ class CalvenAPI:
         )
 
 
-def _transient(exc: Exception) -> RetryableError:
-    """Name a connection failure, a timeout or an unreadable body in one line."""
+def _failure(exc: Exception, base_url: str) -> CalvenError | RetryableError:
+    """Name a connection failure, a timeout or an unreadable body in one line.
+
+    A certificate that does not verify is not transient: retrying cannot fix it, and the
+    tap never turns verification off.
+    """
+    if isinstance(exc, requests.exceptions.SSLError):
+        return CalvenError(
+            f"The TLS certificate of {base_url} could not be verified, so no credentials "
+            "were sent. Behind a proxy with its own certificate authority, set "
+            "REQUESTS_CA_BUNDLE to that authority's certificate file."
+        )
     if isinstance(exc, requests.Timeout):
-        return RetryableError("the request timed out")
+        return RetryableError("the request timed out", timed_out=True)
     if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.ConnectionError):
         return RetryableError(f"the connection failed ({type(exc).__name__})")
     return RetryableError(f"the response could not be read ({type(exc).__name__})")

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Generator, Hashable, Iterator
 from importlib import resources
 from typing import Any, ClassVar, Protocol, cast
 
@@ -23,12 +23,15 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 
 from tap_calven.api import CalvenAPI
-from tap_calven.errors import APIError, ResponseError
+from tap_calven.errors import APIError, GaveUpError, ResponseError
 from tap_calven.fetching import FetchScheduler, Lane, Request
 from tap_calven.sdk_internals import StreamHooks, mark_state_unflushed
 from tap_calven.types import Record
 from tap_calven.windows import bookmark_after, date_windows, parse_day, read_range
 from tap_calven.writer import LeanPath, RecordWriter, lean_path_for
+
+# What Calven may answer to a window longer than it serves (it documents 30 days at most).
+WINDOW_REFUSALS = frozenset({400, 413})
 
 
 class Run(Protocol):
@@ -85,6 +88,8 @@ class CalvenStream(StreamHooks):
         super().__init__(tap=tap, schema=_load_schema(self.name))
         self.run = run
         self.record_writer = self._new_record_writer()
+        # (refused window length, working window length) until a narrowed window completes
+        self._narrowing: tuple[int, int] | None = None
 
     @property
     def api(self) -> CalvenAPI:
@@ -97,9 +102,20 @@ class CalvenStream(StreamHooks):
         return self.run.settings
 
     @property
+    def token_path(self) -> str:
+        """The token-family path: the contract's, or the one `stream_paths` maps it to."""
+        return str((self.settings.get("stream_paths") or {}).get(self.name, self.path))
+
+    @property
     def request_path(self) -> str:
         """The token-family path, or the Basic family's: the only place the two differ."""
-        return self.path + "/basic" if self.api.auth.method == "basic" else self.path
+        path = self.token_path
+        return path + "/basic" if self.api.auth.method == "basic" else path
+
+    @property
+    def may_be_absent(self) -> bool:
+        """A 404 skips the stream: the contract assumes its path and the user kept it."""
+        return self.path_is_assumed and self.token_path == self.path
 
     @property
     def is_windowed(self) -> bool:
@@ -126,8 +142,14 @@ class CalvenStream(StreamHooks):
             horizon_days=int(config["horizon_days"]) if self.reads_horizon else 0,
         )
 
-    def plan_requests(self) -> list[Request]:
-        """Every request of this run, in the order their records will be emitted."""
+    def plan_requests(
+        self, first_day: dt.date | None = None, window_days: int | None = None
+    ) -> list[Request]:
+        """Every request of this run, in the order their records will be emitted.
+
+        `first_day` and `window_days` re-plan the rest of a run after Calven refused a
+        window (see `_narrowed_plan`).
+        """
         if not self.is_windowed:
             return [Request(params={})]
         filters = {
@@ -137,8 +159,9 @@ class CalvenStream(StreamHooks):
         }
         locations = list(self.settings.get("location_ids") or []) if self.per_location_param else []
         start, end = self.window_range()
+        days = window_days or int(self.settings["window_days"])
         plan = []
-        for first, last in date_windows(start, end, int(self.settings["window_days"])):
+        for first, last in date_windows(first_day or start, end, days):
             params = {"startDate": first.isoformat(), "endDate": last.isoformat(), **filters}
             window = (first, last)
             if not locations or self.per_location_param is None:
@@ -170,23 +193,66 @@ class CalvenStream(StreamHooks):
             self.logger.info(
                 "%s: %d request(s) for %s..%s", self.name, len(plan), first[0], last[1]
             )
-        for fetch in self.run.fetch_scheduler.fetches(self.lane(plan)):
-            count = 0
-            try:
-                for record in fetch.records():
-                    count += 1
-                    yield record
-            except APIError as exc:
-                if exc.status == 404 and exc.path == self.request_path and self.path_is_assumed:
-                    self.logger.warning(
-                        "Stream '%s' skipped: Calven has no %s (HTTP 404); this path is "
-                        "assumed, not documented.",
-                        self.name,
-                        self.request_path,
-                    )
-                    return
-                raise
-            self._complete(fetch.request, count, time.monotonic() - fetch.started)
+        while plan:
+            refused = yield from self._read(plan)
+            plan = self._narrowed_plan(*refused) if refused else []
+
+    def _read(self, plan: list[Request]) -> Generator[Record, None, tuple[Request, str] | None]:
+        """Emit the plan's records in order; return the request whose window Calven refused."""
+        fetches = self.run.fetch_scheduler.fetches(self.lane(plan))
+        try:
+            for fetch in fetches:
+                count = 0
+                try:
+                    for record in fetch.records():
+                        count += 1
+                        yield record
+                except (APIError, GaveUpError) as exc:
+                    if self._is_absent(exc):
+                        return None
+                    if count == 0 and self._refuses_window(exc, fetch.request):
+                        return fetch.request, str(exc)
+                    raise
+                self._complete(fetch.request, count, time.monotonic() - fetch.started)
+        finally:
+            fetches.close()  # cancels the requests started for the rest of this plan
+        return None
+
+    def _is_absent(self, exc: Exception) -> bool:
+        """A 404 on an assumed path: skip the stream with one warning (contract §5)."""
+        if not (isinstance(exc, APIError) and exc.status == 404 and self.may_be_absent):
+            return False
+        if exc.path != self.request_path:
+            return False
+        self.logger.warning(
+            "Stream '%s' skipped: Calven has no %s (HTTP 404); this path is assumed, not "
+            "documented. If Calven serves it elsewhere, set `stream_paths`.",
+            self.name,
+            self.request_path,
+        )
+        return True
+
+    def _refuses_window(self, exc: Exception, request: Request) -> bool:
+        """Calven refused a window longer than a day: HTTP 400 or 413, or it timed out."""
+        if request.window is None or request.window[0] == request.window[1]:
+            return False
+        if isinstance(exc, APIError):
+            return exc.status in WINDOW_REFUSALS and exc.path == self.request_path
+        return isinstance(exc, GaveUpError) and exc.timed_out
+
+    def _narrowed_plan(self, refused: Request, reason: str) -> list[Request]:
+        """The rest of the run from the refused window's first day, in windows half as long.
+
+        Each window still gets its own STATE once read, as with that `window_days` set, so
+        no day is skipped and a stop resumes from a complete window.
+        """
+        assert refused.window is not None
+        first, last = refused.window
+        days = max(1, ((last - first).days + 1) // 2)
+        self.logger.info("%s: %s; trying %d-day windows", self.name, reason, days)
+        refused_days = self._narrowing[0] if self._narrowing else (last - first).days + 1
+        self._narrowing = (refused_days, days)
+        return self.plan_requests(first_day=first, window_days=days)
 
     def lane(self, plan: list[Request] | None = None) -> Lane:
         """The requests of this stream, as a lane of the run's FetchScheduler."""
@@ -215,6 +281,17 @@ class CalvenStream(StreamHooks):
         )
         if request.window is None or not request.closes_window:
             return
+        if self._narrowing is not None:
+            refused_days, days = self._narrowing
+            self._narrowing = None
+            self.logger.warning(
+                "%s: Calven refused %d-day windows; %d-day windows work, and the rest of "
+                "this run reads them. Set window_days to %d to start that way.",
+                self.name,
+                refused_days,
+                days,
+                days,
+            )
         bookmark = bookmark_after(request.window[1], self.run.today)
         state = self.stream_state
         state["replication_key"] = self.replication_key

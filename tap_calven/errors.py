@@ -28,9 +28,20 @@ class ResponseError(CalvenError):
     """A response body that is not what the Warehouse API documents."""
 
 
+class GaveUpError(ResponseError):
+    """A request still failed after its last retry; `timed_out` when the last try timed out."""
+
+    def __init__(self, message: str, *, timed_out: bool) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
 class RetryableError(Exception):
     """A transient failure (429, 5xx, dropped or truncated body); never leaves api.py."""
 
-    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, *, retry_after: float | None = None, timed_out: bool = False
+    ) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.timed_out = timed_out

@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import cast
@@ -124,7 +124,7 @@ class FetchScheduler:
         self._last_lane = lane_after is None  # no lane after the last one in `_ahead`
         self._in_flight = 0
 
-    def fetches(self, lane: Lane) -> Iterator[_Fetch]:
+    def fetches(self, lane: Lane) -> Generator[_Fetch, None, None]:
         """Hand over `lane`'s fetches in order, starting new ones as slots free up."""
         names = [ahead.name for ahead in self._ahead]
         early: Lane | None = None

@@ -8,21 +8,27 @@ setting, ours or one of the SDK's built-ins, becomes one `ConfigError` line that
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from jsonschema import Draft7Validator
 from singer_sdk import typing as th
 
 from tap_calven import __version__
 from tap_calven.errors import ConfigError
+from tap_calven.streams import STREAM_NAMES
 from tap_calven.windows import parse_day
 
 AUTH_METHODS = ("hmac", "client_secret", "basic")
 REGIONS = ("usce1", "ause1")
 DEFAULT_API_URL = "https://api.calven.com"
 DEFAULT_USER_AGENT = f"tap-calven/{__version__}"
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_PATH = re.compile(r"/[^\s?#]*")
 
 DATE_HELP = "A date, YYYY-MM-DD (a date-time is accepted: its UTC date is used)."
 
@@ -72,6 +78,44 @@ def _positive_seconds(value: object) -> float | None:
     return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
+def _check_api_url(api_url: object) -> None:
+    """An https URL; plain http only to this machine, or the secret crosses the network."""
+    if not isinstance(api_url, str) or not api_url.startswith(("http://", "https://")):
+        raise ConfigError(f"Setting 'api_url' must be an http(s) URL, got {api_url!r}.")
+    try:
+        host = urlsplit(api_url).hostname
+    except ValueError:
+        host = None
+    if not host:
+        raise ConfigError(f"Setting 'api_url' has no host: {api_url!r}.")
+    if api_url.startswith("http://") and host not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"Setting 'api_url' uses plain http:// to {host}: the API secret or token would "
+            "cross the network readable by anyone on the path. Use https:// (http:// is "
+            "allowed only to localhost, 127.0.0.1 and ::1)."
+        )
+
+
+def validate_stream_paths(config: Mapping[str, Any], streams: Collection[str]) -> None:
+    """`stream_paths` maps known stream names to absolute paths on the API's host."""
+    paths = config.get("stream_paths")
+    if paths is None:
+        return
+    if not isinstance(paths, Mapping):
+        raise ConfigError(f"Setting 'stream_paths' must be an object, got {paths!r}.")
+    for name, path in paths.items():
+        if name not in streams:
+            raise ConfigError(
+                f"Setting 'stream_paths' names no stream of this tap: {name!r} "
+                f"(streams: {', '.join(streams)})."
+            )
+        if not isinstance(path, str) or not _PATH.fullmatch(path):
+            raise ConfigError(
+                f"Setting 'stream_paths' maps {name!r} to {path!r}: a path must start "
+                "with '/' and hold no spaces, query or fragment, e.g. '/v1/analytics/desks'."
+            )
+
+
 def validate_settings(config: Mapping[str, Any]) -> None:
     """Check every setting before any request; raise ConfigError naming the first bad one."""
     for name in ("api_key", "api_secret", "start_date"):
@@ -86,9 +130,7 @@ def validate_settings(config: Mapping[str, Any]) -> None:
     region = config.get("region")
     if region is not None and region not in REGIONS:
         raise ConfigError(f"Setting 'region' must be one of {', '.join(REGIONS)}, got {region!r}.")
-    api_url = config.get("api_url", DEFAULT_API_URL)
-    if not isinstance(api_url, str) or not api_url.startswith(("http://", "https://")):
-        raise ConfigError(f"Setting 'api_url' must be an http(s) URL, got {api_url!r}.")
+    _check_api_url(config.get("api_url", DEFAULT_API_URL))
     start = parse_day("Setting 'start_date'", config["start_date"])
     if config.get("end_date") is not None:
         end = parse_day("Setting 'end_date'", config["end_date"])
@@ -107,6 +149,7 @@ def validate_settings(config: Mapping[str, Any]) -> None:
     agent = config.get("user_agent")
     if agent is not None and (not isinstance(agent, str) or not agent.strip()):
         raise ConfigError("Setting 'user_agent' must be a non-empty string.")
+    validate_stream_paths(config, STREAM_NAMES)
 
 
 CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
@@ -225,6 +268,15 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         default=300,
         title="Request timeout",
         description="Seconds to wait for Calven to connect or to send more data.",
+    ),
+    th.Property(
+        "stream_paths",
+        th.ObjectType(additional_properties=th.StringType),
+        title="Stream paths",
+        description="Read a stream from another path than the contract's, without a new "
+        'release, e.g. `{"desks": "/v1/analytics/places"}`. Give the token-family path; '
+        "`auth_method: basic` adds `/basic`. Checked at start-up: known stream names, "
+        "absolute paths.",
     ),
     th.Property(
         "user_agent",

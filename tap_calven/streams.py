@@ -84,3 +84,5 @@ STREAM_TYPES: tuple[type[CalvenStream], ...] = (
     PresenceStream,
     UserActionsLogStream,
 )
+# The SDK types `name` as an instance attribute; each class above sets it on the class.
+STREAM_NAMES: tuple[str, ...] = tuple(t.name for t in STREAM_TYPES)  # type: ignore[misc]

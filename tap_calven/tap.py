@@ -35,7 +35,8 @@ class TapCalven(TapHooks):
     package_name = "tap-calven"
     # msgspec serialises RECORD messages several times faster than the standard json writer.
     message_writer_class = MsgSpecWriter
-    config_jsonschema = calven_settings.CONFIG_SCHEMA
+    # A copy: the SDK adds its built-in settings to this dict in place.
+    config_jsonschema = copy.deepcopy(calven_settings.CONFIG_SCHEMA)
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict[str, Any]) -> None:

@@ -109,3 +109,11 @@ def test_make_test_runs_on_the_floor_of_the_sdk_pin() -> None:
     assert floor, "the Makefile's SDK_FLOOR moved"
     assert pin, "pyproject's singer-sdk pin moved"
     assert floor.group(1) == pin.group(1)
+
+
+def test_the_sdk_adding_its_builtins_leaves_our_schema_alone() -> None:
+    from tap_calven.settings import CONFIG_SCHEMA, OWN_SETTINGS
+
+    TapCalven.append_builtin_config(TapCalven.config_jsonschema)
+    assert "flattening_max_depth" in TapCalven.config_jsonschema["properties"]
+    assert set(CONFIG_SCHEMA["properties"]) == OWN_SETTINGS

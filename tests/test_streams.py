@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tap_calven.errors import APIError
 from tap_calven.sandbox import Sandbox
 from tap_calven.streams import STREAM_TYPES
-from tests.conftest import day_of, keys, run_tap, sandbox_config
+from tests.conftest import TODAY, day_of, keys, run_tap, sandbox_config
 
 KEYS = {cls.name: tuple(cls.primary_keys or ()) for cls in STREAM_TYPES}
 PATHS = {cls.name: cls.path for cls in STREAM_TYPES}
@@ -361,3 +363,50 @@ def test_a_404_from_the_token_endpoint_is_not_taken_for_a_missing_groups_path(
     fresh_sandbox.add_fault("404", path="/v1/auth", count=None)
     with pytest.raises(APIError, match="/v1/auth"):
         run_tap(sandbox_config(fresh_sandbox), streams=["groups"])
+
+
+# -- a tenant whose paths differ from the docs: `stream_paths` -------------------------
+
+
+@pytest.fixture
+def moved_tenant() -> Iterator[Sandbox]:
+    """Desks and groups served at paths Calven's docs do not name; theirs answer 404."""
+    moved = {"desks": "/v2/places", "groups": "/v1/directory/groups"}
+    sb = Sandbox(seed=3, users=8, locations=2, past_days=10, today=TODAY, moved_paths=moved)
+    sb.start()
+    yield sb
+    sb.stop()
+
+
+def test_the_sandbox_serves_a_moved_stream_at_its_new_path_only(moved_tenant: Sandbox) -> None:
+    with pytest.raises(APIError, match="HTTP 404 to GET /v1/analytics/desks"):
+        run_tap(sandbox_config(moved_tenant), streams=["desks"])
+
+
+@pytest.mark.parametrize("method", ["hmac", "basic"])
+def test_stream_paths_reads_a_stream_where_the_tenant_serves_it(
+    moved_tenant: Sandbox, method: str
+) -> None:
+    paths = {"desks": "/v2/places", "groups": "/v1/directory/groups"}
+    config = sandbox_config(moved_tenant, auth_method=method, stream_paths=paths)
+    run = run_tap(config, streams=["desks", "groups"])
+    for stream in ("desks", "groups"):
+        truth = moved_tenant.records(stream)
+        assert keys(run.records[stream], KEYS[stream]) == keys(truth, KEYS[stream])
+    suffix = "/basic" if method == "basic" else ""
+    read = {r.path for r in moved_tenant.requests if r.status == 200}
+    assert {"/v2/places" + suffix, "/v1/directory/groups" + suffix} <= read
+
+
+def test_an_assumed_path_that_moved_says_which_setting_finds_it(
+    moved_tenant: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = run_tap(sandbox_config(moved_tenant), streams=["groups", "users"])
+    assert "groups" not in run.records
+    assert "set `stream_paths`" in run.stderr + caplog.text
+
+
+def test_a_mapped_path_that_404s_fails_even_for_an_assumed_stream(moved_tenant: Sandbox) -> None:
+    config = sandbox_config(moved_tenant, stream_paths={"groups": "/v1/teams"})
+    with pytest.raises(APIError, match="HTTP 404 to GET /v1/teams"):
+        run_tap(config, streams=["groups"])

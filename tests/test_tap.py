@@ -153,6 +153,12 @@ BAD_CONFIGS = [
     ({"auth_method": "oauth"}, "auth_method"),
     ({"region": "eu"}, "region"),
     ({"api_url": "calven.example"}, "api_url"),
+    ({"api_url": "http://api.calven.com"}, "api_url"),  # the secret would cross in clear
+    ({"api_url": "http://10.0.0.5:8585"}, "api_url"),
+    ({"stream_paths": ["desks"]}, "stream_paths"),
+    ({"stream_paths": {"bookings": "/v1/analytics/bookings"}}, "stream_paths"),
+    ({"stream_paths": {"desks": "v2/places"}}, "stream_paths"),
+    ({"stream_paths": {"desks": "/v2/places?all=1"}}, "stream_paths"),
     ({"location_ids": "abc"}, "location_ids"),
     ({"user_ids": [""]}, "user_ids"),
 ]

@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--drift", action="store_true", help="add unexpected fields and null/drop optional ones"
     )
+    p.add_argument(
+        "--move",
+        action="append",
+        default=[],
+        metavar="STREAM=PATH",
+        help="serve STREAM at PATH instead of its documented path (which then answers 404); "
+        "repeatable, e.g. --move desks=/v2/places",
+    )
     p.add_argument("--faults", default="", help="faults to inject (grammar below)")
     return p
 
@@ -96,21 +104,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"tap-calven-sandbox: --faults: {exc}", file=sys.stderr)
         return 2
-    sandbox = Sandbox(
-        seed=args.seed,
-        users=args.users,
-        locations=args.locations,
-        past_days=args.past_days,
-        future_days=args.future_days,
-        today=args.today,
-        api_key=args.api_key,
-        api_secret=args.api_secret,
-        latency_ms=args.latency_ms,
-        drift=args.drift,
-        token_lifetime=args.token_lifetime,
-        host=args.host,
-        port=args.port,
-    )
+    moved = dict(move.partition("=")[::2] for move in args.move)
+    if any(not path.startswith("/") for path in moved.values()):
+        print("tap-calven-sandbox: --move takes STREAM=/path", file=sys.stderr)
+        return 2
+    try:
+        sandbox = Sandbox(
+            seed=args.seed,
+            users=args.users,
+            locations=args.locations,
+            past_days=args.past_days,
+            future_days=args.future_days,
+            today=args.today,
+            api_key=args.api_key,
+            api_secret=args.api_secret,
+            latency_ms=args.latency_ms,
+            drift=args.drift,
+            token_lifetime=args.token_lifetime,
+            host=args.host,
+            port=args.port,
+            moved_paths=moved,
+        )
+    except ValueError as exc:
+        print(f"tap-calven-sandbox: {exc}", file=sys.stderr)
+        return 2
     for fault in faults:
         sandbox.add_fault(fault.kind, path=fault.path, count=fault.count, **fault.params)
     stop = threading.Event()

@@ -28,7 +28,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -133,6 +133,16 @@ def _without_key(resp: _Response, stream: str | None) -> _Response:
         return resp
     records[-1].pop(PRIMARY_KEYS[stream][0], None)
     return _json_response(resp.status, records, resp.headers)
+
+
+def _routes(moved: Mapping[str, str]) -> dict[str, str]:
+    """The path -> stream table, with moved streams at their new paths only."""
+    unknown = set(moved) - set(ROUTES.values())
+    if unknown:
+        raise ValueError(f"moved_paths names unknown streams: {', '.join(sorted(unknown))}")
+    routes = {path: stream for path, stream in ROUTES.items() if stream not in moved}
+    routes.update({"/" + path.strip("/"): stream for stream, path in moved.items()})
+    return routes
 
 
 def _parse_date(query: dict[str, str], name: str) -> dt.date:
@@ -277,7 +287,8 @@ class _Handler(BaseHTTPRequestHandler):
             cut = max(1, len(whole) // 2) if len(whole) > 1 else 0
             resp = _Response(resp.status, [whole[:cut]], resp.headers)
         if kind == "missing_key" and resp.status == 200:
-            resp = _without_key(resp, ROUTES.get(path.rstrip("/").removesuffix("/basic")))
+            stream = self.server.sandbox.routes.get(path.rstrip("/").removesuffix("/basic"))
+            resp = _without_key(resp, stream)
         return resp
 
     def _send(self, resp: _Response, *, drop: bool) -> int:
@@ -324,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
             return sb._secret_login(data)
         basic = norm.endswith("/basic")
         base = norm[: -len("/basic")] if basic else norm
-        stream = ROUTES.get(base)
+        stream = sb.routes.get(base)
         if stream is None:
             raise _HTTPError(404, f"Cannot {method} {path}")
         if method != "GET":
@@ -363,7 +374,14 @@ class Sandbox:
         token_lifetime: float = 600,
         host: str = "127.0.0.1",
         port: int = 0,
+        moved_paths: Mapping[str, str] | None = None,
     ) -> None:
+        """Build the tenant; serve nothing until `start`.
+
+        `moved_paths` ({stream: path}) serves a stream at another path and makes its
+        documented path answer 404: a tenant whose API differs from the docs.
+        """
+        self.routes = _routes(moved_paths or {})
         self.tenant = Tenant(
             seed=seed,
             users=users,

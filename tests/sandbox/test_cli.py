@@ -170,3 +170,12 @@ def test_today_pins_the_tenant_and_a_bad_one_is_one_usage_line(
     assert stopped.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith("argument --today: not a date (YYYY-MM-DD): '2027-02-29'")
+
+
+def test_move_refuses_an_unknown_stream_or_a_relative_path(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--move", "bookings=/v2/bookings"]) == 2
+    assert "unknown streams: bookings" in capsys.readouterr().err
+    assert main(["--move", "desks=v2/places"]) == 2
+    assert "STREAM=/path" in capsys.readouterr().err
