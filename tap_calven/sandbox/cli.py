@@ -12,7 +12,12 @@ from collections.abc import Sequence
 from types import FrameType
 
 from tap_calven.sandbox.faults import FAULT_KINDS, parse_fault_spec
-from tap_calven.sandbox.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
+from tap_calven.sandbox.server import (
+    DEFAULT_API_KEY,
+    DEFAULT_API_SECRET,
+    MAX_SPAN_DAYS,
+    Sandbox,
+)
 
 FAULT_HELP = f"""\
 fault grammar (--faults):
@@ -33,6 +38,17 @@ def _day(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    """A whole number of at least 1; argparse prints the error as one usage line."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve STREAM at PATH instead of its documented path (which then answers 404); "
         "repeatable, e.g. --move desks=/v2/places",
     )
+    p.add_argument(
+        "--max-window-days",
+        type=_positive,
+        default=MAX_SPAN_DAYS,
+        help=f"longest startDate..endDate span served, inclusive (default {MAX_SPAN_DAYS}); "
+        "a longer windowed request gets HTTP 400, to emulate a tenant with a smaller limit",
+    )
     p.add_argument("--faults", default="", help="faults to inject (grammar below)")
     return p
 
@@ -121,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             latency_ms=args.latency_ms,
             drift=args.drift,
             token_lifetime=args.token_lifetime,
+            max_window_days=args.max_window_days,
             host=args.host,
             port=args.port,
             moved_paths=moved,

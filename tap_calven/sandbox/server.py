@@ -4,8 +4,10 @@ Behaviour follows Calven's API documentation and docs/contract.md §2, §5 and �
 Calven documents nothing the sandbox makes an assumption, marked here:
 
 - Error bodies are JSON ``{"statusCode": N, "message": "..."}`` (Calven's shape is undocumented).
-- ``endDate`` is inclusive; a request may span at most 30 days inclusive; longer spans,
-  reversed, missing or malformed dates get 400 naming the parameter.
+- ``endDate`` is inclusive; a request may span at most 30 days inclusive (Calven documents
+  30 days as "generally the longest range"; its real limit and its answer to a longer range
+  are unknown); longer spans, reversed, missing or malformed dates get 400 naming the
+  parameter. ``max_window_days`` sets another limit, to emulate a tenant that serves less.
 - ``/v1/analytics/groups`` exists; ``change-log/user`` requires ``startDate`` and ``endDate``.
 - ``locationId`` (bookings) matches the primary or the booked location; ``locationIds``
   (presence) matches an event's office whatever level, zone or place it happened at.
@@ -375,12 +377,16 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         moved_paths: Mapping[str, str] | None = None,
+        max_window_days: int = MAX_SPAN_DAYS,
     ) -> None:
         """Build the tenant; serve nothing until `start`.
 
         `moved_paths` ({stream: path}) serves a stream at another path and makes its
         documented path answer 404: a tenant whose API differs from the docs.
+        `max_window_days` emulates a tenant that serves shorter windows than documented.
         """
+        if max_window_days < 1:
+            raise ValueError("max_window_days must be at least 1")
         self.routes = _routes(moved_paths or {})
         self.tenant = Tenant(
             seed=seed,
@@ -395,6 +401,8 @@ class Sandbox:
         self.api_secret = api_secret
         self.latency_ms = latency_ms
         self.token_lifetime = token_lifetime
+        #: Longest startDate..endDate span served, inclusive; longer windows get 400.
+        self.max_window_days = max_window_days
         self.host = host
         self.port = port
         self._faults = FaultQueue()
@@ -675,10 +683,9 @@ class Sandbox:
         end = _parse_date(query, "endDate")
         if end < start:
             raise _HTTPError(400, "endDate must not be before startDate")
-        if (end - start).days >= MAX_SPAN_DAYS:
-            raise _HTTPError(
-                400, f"endDate: the range may span at most {MAX_SPAN_DAYS} days (inclusive)"
-            )
+        limit = self.max_window_days
+        if (end - start).days >= limit:
+            raise _HTTPError(400, f"endDate: the range may span at most {limit} days (inclusive)")
         if stream == "bookings_attendance":
             loc = query.get("locationId", "").strip().lower()
             office = t.office_by_id.get(loc, -2) if loc else None
