@@ -23,7 +23,7 @@ import requests
 
 from tap_calven.auth import CalvenAuth
 from tap_calven.errors import APIError, AuthError, CalvenError, GaveUpError, RetryableError
-from tap_calven.json_array import iter_json_array
+from tap_calven.json_array import PLAIN_RECORDS, RecordDecoder, iter_json_array
 from tap_calven.types import Record
 
 CHUNK_BYTES = 1 << 16  # read size of a response body
@@ -145,12 +145,17 @@ class CalvenAPI:
         return answer
 
     def iter_records(
-        self, path: str, params: Mapping[str, str], key_of: Callable[[Record], Hashable]
+        self,
+        path: str,
+        params: Mapping[str, str],
+        key_of: Callable[[Record], Hashable],
+        decoder: RecordDecoder = PLAIN_RECORDS,
     ) -> Iterator[Record]:
         """GET one array of records, retrying transient failures without repeating records.
 
         A retry may come after part of the body was already yielded; those records
-        (known by `key_of`) are skipped when the body is read again.
+        (known by `key_of`) are skipped when the body is read again. `decoder` turns the
+        body's records into the stream's (json_array.RecordDecoder).
         """
         emitted: set[Hashable] = set()
         for number, attempt in enumerate(self._attempts("GET", path)):
@@ -158,7 +163,8 @@ class CalvenAPI:
                 session = self._session()
                 try:
                     with self._get(session, path, params) as response:
-                        for record in iter_json_array(response.iter_content(CHUNK_BYTES)):
+                        chunks = response.iter_content(CHUNK_BYTES)
+                        for record in iter_json_array(chunks, decoder):
                             key = key_of(record)
                             if number and key in emitted:
                                 continue  # yielded before the failure this retry follows

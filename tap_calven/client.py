@@ -11,6 +11,7 @@ stream only through the small `Run` protocol below, so this module never imports
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 
 from tap_calven.api import CalvenAPI
+from tap_calven.conform import Conformer, with_extra_fields
 from tap_calven.errors import APIError, GaveUpError, ResponseError
 from tap_calven.fetching import FetchScheduler, Lane, Request
 from tap_calven.sdk_internals import StreamHooks, mark_state_unflushed
@@ -59,8 +61,9 @@ class Run(Protocol):
 
 
 def _load_schema(stream_name: str) -> dict[str, Any]:
+    """The stream's schema file, plus the `extra_fields` column every stream has (conform.py)."""
     text = resources.files("tap_calven").joinpath("schemas", f"{stream_name}.json").read_text()
-    return cast("dict[str, Any]", json.loads(text))
+    return with_extra_fields(cast("dict[str, Any]", json.loads(text)))
 
 
 class CalvenStream(StreamHooks):
@@ -100,6 +103,19 @@ class CalvenStream(StreamHooks):
     def settings(self) -> dict[str, Any]:
         """The config with defaults applied (the SDK's `config` leaves them out)."""
         return self.run.settings
+
+    @functools.cached_property
+    def conformer(self) -> Conformer:
+        """Fits this run's records to the schema; made at first use, once the catalog is in.
+
+        The first use may be a lane started early, while the stream before is syncing.
+        """
+        return Conformer(
+            self.name,
+            self.effective_schema,  # the catalog's, when one was given
+            self.primary_keys or (),
+            self.settings["unknown_fields"],
+        )
 
     @property
     def token_path(self) -> str:
@@ -176,7 +192,8 @@ class CalvenStream(StreamHooks):
 
     def get_records(self, context: Context | None) -> Iterator[Record]:
         """Emit every planned request's records in order; bookmark after each window."""
-        self.record_writer = self._new_record_writer(lean_path_for(self, self.run.message_writer))
+        lean = lean_path_for(self, self.run.message_writer, conformed=True)
+        self.record_writer = self._new_record_writer(lean)
         try:
             yield from self._get_records()
         except Exception:
@@ -185,6 +202,8 @@ class CalvenStream(StreamHooks):
             raise
         finally:
             self.flush_records()  # also when the run fails part-way
+            for line in self.conformer.warnings():
+                self.logger.warning(line)
 
     def _get_records(self) -> Iterator[Record]:
         plan = self.plan_requests()
@@ -259,7 +278,9 @@ class CalvenStream(StreamHooks):
         return Lane(self.name, self.plan_requests() if plan is None else plan, self._fetch)
 
     def _fetch(self, request: Request) -> Iterator[Record]:
-        return self.api.iter_records(self.request_path, request.params, self._key_of)
+        return self.api.iter_records(
+            self.request_path, request.params, self._key_of, self.conformer
+        )
 
     def _key_of(self, record: Record) -> Hashable:
         """The record's primary key (ids compared case-insensitively); it must be present."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,11 @@ def _is_valid_date(text: str) -> bool:
 def _is_valid_date_time(text: str) -> bool:
     if not _RFC3339_DATE_TIME.fullmatch(text):
         return False
+    try:
+        dt.datetime.fromisoformat(text)  # Python 3.11 reads `T` or ` `, and `Z`, itself
+        return True
+    except ValueError:
+        pass
     normal = text.replace("t", "T").replace(" ", "T").replace("z", "Z").replace("Z", "+00:00")
     try:
         dt.datetime.fromisoformat(normal)
@@ -160,6 +165,20 @@ class TypeMismatch:
     count: int
 
 
+def format_check(prop: Mapping[str, Any]) -> Callable[[str], bool] | None:
+    """The check a string must pass under this property's `format`, if one is checked."""
+    return _FORMAT_CHECKS.get(str(prop.get("format")))
+
+
+def exact_types(prop: Mapping[str, Any]) -> frozenset[type]:
+    """Python classes whose values conform by type alone (a `format` is checked apart)."""
+    types = declared_types(prop)
+    fast = {py for py, name in _TYPE_NAME.items() if name in types or not types}
+    if "number" in types:
+        fast.add(int)
+    return frozenset(fast)
+
+
 class _Field:
     """What one schema property allows, precompiled for the per-record check."""
 
@@ -169,12 +188,9 @@ class _Field:
         self.prop = prop
         fmt = prop.get("format")
         self.date_format = str(fmt) if fmt in DATE_FORMATS else None
-        types = declared_types(prop)
         # Python types that conform with no further check; others go through `conforms`.
-        fast = {py for py, name in _TYPE_NAME.items() if name in types or not types}
-        if "number" in types:
-            fast.add(int)
-        if fmt in _FORMAT_CHECKS:
+        fast = set(exact_types(prop))
+        if format_check(prop) is not None:
             fast.discard(str)
         self.fast_types = frozenset(fast)
 

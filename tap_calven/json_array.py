@@ -11,7 +11,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -22,7 +22,33 @@ _SPACE = " \t\r\n"
 _NOT_SPACE = re.compile(r"[^ \t\r\n]")
 
 
-def iter_json_array(chunks: Iterable[bytes]) -> Iterator[Record]:
+class RecordDecoder(Protocol):
+    """How a stream turns the records of a body into its own: decoded in bulk, or one by one."""
+
+    def decode_batch(self, data: bytes) -> list[Record]:
+        """The records of one JSON array; msgspec.DecodeError if `data` is not one."""
+
+    def fit(self, record: Record) -> Record:
+        """One record the careful reader decoded."""
+
+
+class PlainRecords:
+    """Records exactly as JSON has them."""
+
+    decode_batch = staticmethod(msgspec.json.Decoder(list[dict[str, Any]]).decode)
+
+    @staticmethod
+    def fit(record: Record) -> Record:
+        """The record itself."""
+        return record
+
+
+PLAIN_RECORDS = PlainRecords()
+
+
+def iter_json_array(
+    chunks: Iterable[bytes], decoder: RecordDecoder = PLAIN_RECORDS
+) -> Iterator[Record]:
     """Yield the objects of a JSON array as its bytes arrive, holding about one chunk.
 
     Calven answers with one bare array per request, up to ~100 MB; parsing it whole
@@ -33,6 +59,7 @@ def iter_json_array(chunks: Iterable[bytes]) -> Iterator[Record]:
     not an array of objects, a `}` inside a string at every cut tried) is read by
     `_iter_json_array_slowly`, which yields exactly what `json` would and names the
     fault. A body that ends early raises RetryableError, as a dropped connection does.
+    `decoder` decodes the records in bulk and fits those the careful reader yields.
     """
     source = iter(chunks)
     pending = bytearray()
@@ -54,7 +81,7 @@ def iter_json_array(chunks: Iterable[bytes]) -> Iterator[Record]:
                 break
             head = b"[" if state == _FIRST else b"[{}"  # after a record: `,{...}` follows
             try:
-                batch = _decode_records(head + pending[: cut + 1] + b"]")
+                batch = decoder.decode_batch(head + pending[: cut + 1] + b"]")
             except (msgspec.DecodeError, ValueError):
                 cut = pending.rfind(b"}", 0, cut)
                 continue
@@ -67,14 +94,14 @@ def iter_json_array(chunks: Iterable[bytes]) -> Iterator[Record]:
     else:
         if state != _BEGIN and pending.strip(_SPACE_BYTES) == b"]":
             return
-    yield from _iter_json_array_slowly(itertools.chain((bytes(pending),), source), state)
+    rest = itertools.chain((bytes(pending),), source)
+    yield from map(decoder.fit, _iter_json_array_slowly(rest, state))
 
 
 _BEGIN, _FIRST, _NEXT = "begin", "first", "next"  # before `[`; after it; after a record
 _CUTS_TRIED = 4  # cuts tried per chunk before falling back to the careful reader
 _SPACE_BYTES = _SPACE.encode()
 _OPEN_BRACKET = ord("[")
-_decode_records = msgspec.json.Decoder(list[dict[str, Any]]).decode
 
 
 def _iter_json_array_slowly(source: Iterator[bytes], state: str) -> Iterator[Record]:

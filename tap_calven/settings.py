@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +18,7 @@ from jsonschema import Draft7Validator
 from singer_sdk import typing as th
 
 from tap_calven import __version__
+from tap_calven.conform import UNKNOWN_FIELD_MODES
 from tap_calven.errors import ConfigError
 from tap_calven.streams import STREAM_NAMES
 from tap_calven.windows import parse_day
@@ -116,20 +117,22 @@ def validate_stream_paths(config: Mapping[str, Any], streams: Collection[str]) -
             )
 
 
+def _check_choice(config: Mapping[str, Any], name: str, choices: Sequence[str]) -> None:
+    """A setting with a fixed set of values is unset (its default applies) or one of them."""
+    value = config.get(name)
+    if value is not None and value not in choices:
+        raise ConfigError(f"Setting '{name}' must be one of {', '.join(choices)}, got {value!r}.")
+
+
 def validate_settings(config: Mapping[str, Any]) -> None:
     """Check every setting before any request; raise ConfigError naming the first bad one."""
     for name in ("api_key", "api_secret", "start_date"):
         value = config.get(name)
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"Setting '{name}' is required and must be a non-empty string.")
-    method = config.get("auth_method", "hmac")
-    if method not in AUTH_METHODS:
-        raise ConfigError(
-            f"Setting 'auth_method' must be one of {', '.join(AUTH_METHODS)}, got {method!r}."
-        )
-    region = config.get("region")
-    if region is not None and region not in REGIONS:
-        raise ConfigError(f"Setting 'region' must be one of {', '.join(REGIONS)}, got {region!r}.")
+    _check_choice(config, "auth_method", AUTH_METHODS)
+    _check_choice(config, "region", REGIONS)
+    _check_choice(config, "unknown_fields", UNKNOWN_FIELD_MODES)
     _check_api_url(config.get("api_url", DEFAULT_API_URL))
     start = parse_day("Setting 'start_date'", config["start_date"])
     if config.get("end_date") is not None:
@@ -277,6 +280,18 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         'release, e.g. `{"desks": "/v1/analytics/places"}`. Give the token-family path; '
         "`auth_method: basic` adds `/basic`. Checked at start-up: known stream names, "
         "absolute paths.",
+    ),
+    th.Property(
+        "unknown_fields",
+        th.StringType,
+        default="keep",
+        allowed_values=list(UNKNOWN_FIELD_MODES),
+        title="Unknown fields",
+        description="What happens to fields Calven sends that a stream's schema does not "
+        "know. `keep`: load them, with their original values, into the stream's "
+        "`extra_fields` JSON column; `ignore`: drop them; `fail`: stop the run with one "
+        "line naming the stream and fields. Either way one WARNING per stream names them, "
+        "and a known field's value of another type is kept, never nulled silently.",
     ),
     th.Property(
         "user_agent",

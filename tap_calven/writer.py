@@ -32,10 +32,14 @@ _NESTING_KEYS = frozenset({"properties", "items", "anyOf", "allOf", "oneOf", "pa
 
 
 def is_flat(property_schema: Mapping[str, Any]) -> bool:
-    """True when the SDK conforms this property as one primitive value, never recursing."""
+    """True when the SDK conforms this property as one value, never looking inside it.
+
+    An object without `properties` (the `extra_fields` column) is one such value: the SDK
+    passes it through whole.
+    """
     types = property_schema.get("type", ())
     types = (types,) if isinstance(types, str) else types
-    return not _NESTING_KEYS & property_schema.keys() and not {"object", "array"} & set(types)
+    return not _NESTING_KEYS & property_schema.keys() and "array" not in types
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class LeanPath:
 
     def accepts(self, record: Record) -> bool:
         """True when the SDK's path would leave this record exactly as it is."""
+        if self.known is None and not self.booleans:
+            return True
         if self.known is not None and not record.keys() <= self.known:
             return False
         for name in self.booleans:
@@ -79,12 +85,15 @@ class LeanPath:
 _encode_into = sdk_msgspec.encoder.encode_into
 
 
-def lean_path_for(stream: Stream, message_writer: object) -> LeanPath | None:
+def lean_path_for(
+    stream: Stream, message_writer: object, *, conformed: bool = False
+) -> LeanPath | None:
     """The lean path for this sync of `stream`, or None when the SDK's path must run.
 
     The SDK's path is provably the identity when the msgspec writer is in use, the only
     stream map is the identity (no alias, filter, expression or flattening), every
-    property is selected and the schema is flat.
+    property is selected and the schema is flat. `conformed`: every record will already
+    fit the schema (conform.py), so no record needs checking.
     """
     if type(message_writer) is not MsgSpecWriter:
         return None
@@ -102,6 +111,8 @@ def lean_path_for(stream: Stream, message_writer: object) -> LeanPath | None:
     properties: dict[str, dict[str, Any]] = schema.get("properties") or {}
     if not all(is_flat(prop) for prop in properties.values()):
         return None
+    if conformed:
+        return LeanPath(stream.name, version, None, ())
     known = None if schema.get("additionalProperties") else frozenset(properties)
     booleans = tuple(n for n, prop in properties.items() if is_exclusive_boolean(prop))
     return LeanPath(stream.name, version, known, booleans)

@@ -172,3 +172,30 @@ def keys(records: list[dict[str, Any]], key_fields: tuple[str, ...]) -> set[tupl
 
 def day_of(value: str) -> dt.date:
     return dt.date.fromisoformat(value[:10])
+
+
+_ABSENT = object()
+
+
+def lost_values(served: dict[str, Any], loaded: dict[str, Any]) -> list[str]:
+    """The fields of a served record whose value the loaded record does not hold.
+
+    A value is held in its column unchanged; or, with the column null, in `extra_fields`
+    under its own name; or, when it is not a string, as its JSON text in the column. The
+    loaded record may hold nothing the sandbox did not serve (`["<invented>"]` if it does).
+    """
+    extra = loaded.get("extra_fields") or {}
+    invented = (set(loaded) - {"extra_fields"} - set(served)) | (set(extra) - set(served))
+    if invented:
+        return [f"<invented> {sorted(invented)}"]
+    lost = []
+    for name, value in served.items():
+        column = loaded.get(name, _ABSENT)
+        if column == value and type(column) is type(value):
+            continue
+        if column in (None, _ABSENT) and extra.get(name, _ABSENT) == value:
+            continue
+        if isinstance(column, str) and not isinstance(value, str) and json.loads(column) == value:
+            continue
+        lost.append(name)
+    return lost

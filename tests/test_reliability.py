@@ -25,8 +25,7 @@ from tap_calven.api import CHUNK_BYTES, CalvenAPI
 from tap_calven.errors import APIError, AuthError, CalvenError, ResponseError
 from tap_calven.sandbox import RequestRecord, Sandbox
 from tap_calven.sandbox.tenant import PRIMARY_KEYS
-from tap_calven.tap import TapCalven
-from tests.conftest import TODAY, keys, run_cli, run_tap, sandbox_config
+from tests.conftest import TODAY, keys, lost_values, run_cli, run_tap, sandbox_config
 
 USERS = "/v1/analytics/users"
 PRESENCE = "/v1/analytics/presence"
@@ -476,32 +475,40 @@ def test_bad_credentials_are_one_line_exit_1_no_traceback(
 # -- bad API output -----------------------------------------------------------------------
 
 
-def test_drift_extra_fields_and_nulls_pass_and_records_are_complete(caplog) -> None:
+def test_drift_loses_no_value_and_says_once_per_stream_what_differs(caplog) -> None:
     sb = Sandbox(
         seed=5, users=10, locations=2, past_days=20, future_days=5, drift=True, today=TODAY
     )
     sb.start()
     try:
         run = run_tap(sandbox_config(sb, end_date=sb.today.isoformat()))
-        tap = TapCalven(config=sandbox_config(sb))
     finally:
         sb.stop()
     start = sb.date_range("bookings_attendance")[0]
-    nulls = extras = 0
+    retyped = unknown = 0
     for stream, key in PRIMARY_KEYS.items():
         truth = sb.records(stream, start, sb.today)
         got = run.records.get(stream, [])
         assert truth, stream
         assert len(got) == len(truth), stream
         assert keys(got, key) == keys(truth, key), stream
-        nulls += sum(value is None for record in got for value in record.values())
-        # Fields no schema names are dropped (the SDK's way: one warning per stream).
-        known = set(tap.streams[stream].schema["properties"])
-        extras += sum(bool(set(record) - known) for record in truth)
-        assert all(set(record) <= known for record in got), stream
-    assert nulls  # drift nulled optional fields, and they came through
-    assert extras  # the sandbox did send unexpected fields
-    assert "not found in catalog schema" in caplog.text  # said, not silent
+        by_key = {tuple(r[k] for k in key): r for r in got}
+        for served in truth:
+            loaded = by_key[tuple(served[k] for k in key)]
+            assert lost_values(served, loaded) == [], (stream, served)
+        with_extra = [r for r in got if r.get("extra_fields")]
+        unknown += sum("syncedAt" in r["extra_fields"] for r in with_extra)
+        retyped += sum(bool(set(r["extra_fields"]) & set(r)) for r in with_extra)
+        warned = [m for m in caplog.messages if m.startswith(f"{stream}: Calven sent")]
+        assert len(warned) == 1, (stream, warned)  # once per stream, not per record
+        assert "syncedAt (string)" in warned[0]
+        assert "kept in the extra_fields column" in warned[0]
+    assert unknown
+    assert retyped
+    assert "not found in catalog schema" not in caplog.text  # nothing left for the SDK to drop
+    mismatch_lines = [m for m in caplog.messages if "is declared" in m]
+    assert mismatch_lines
+    assert all(m.count("'") == 2 for m in mismatch_lines)
 
 
 @pytest.mark.parametrize("stream", ["users", "presence"])

@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--token-lifetime", type=float, default=600, help="token lifetime, seconds (default 600)"
     )
     p.add_argument(
-        "--drift", action="store_true", help="add unexpected fields and null/drop optional ones"
+        "--drift",
+        action="store_true",
+        help="add unexpected fields, null/drop optional ones, send some values as another type",
     )
     p.add_argument(
         "--move",

@@ -588,6 +588,9 @@ class Tenant:
             rec[rng.choice(optional)] = None
         elif optional and r < 0.3:
             del rec[rng.choice(optional)]
+        elif optional and r < 0.38:
+            name = rng.choice(optional)
+            rec[name] = _other_type(rec[name])
 
     @staticmethod
     def _blob(recs: Iterable[Record]) -> bytes:
@@ -1158,3 +1161,23 @@ def decode_array(parts: Sequence[bytes]) -> list[Record]:
     out = _decode(b"".join(parts))
     assert isinstance(out, list)
     return out
+
+
+def _other_type(value: object) -> object:
+    """The same information as another JSON type, as a drifting API might send it.
+
+    A number becomes its digits, a boolean `"yes"`/`"no"`, an ISO date-time
+    `DD/MM/YYYY hh:mm`, any other string an object around it; null and containers
+    stay as they are.
+    """
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return {"text": value}
+        return moment.strftime("%d/%m/%Y %H:%M")
+    return value

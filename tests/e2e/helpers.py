@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -198,3 +199,43 @@ def rows_of(cursor: Any, query: str) -> list[dict[str, Any]]:
 
 def table_names(names: Iterable[str]) -> set[str]:
     return {n.lower() for n in names}
+
+
+_ABSENT = object()
+
+
+def assert_nothing_lost(
+    stream: str, rows: Sequence[Mapping[str, Any]], served: Sequence[Mapping[str, Any]]
+) -> int:
+    """Every value the sandbox served for ``stream`` is in the table; returns how many drifted.
+
+    A value sits in its column (compared as `value` normalises it); or the column is null
+    and `extra_fields` holds the original value under the field's own name; or, for a
+    value that is not a string, the string column holds its JSON text (conform.py).
+    """
+    loaded: dict[Key, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for raw in rows:
+        row = normalise(raw)
+        extra = row.get(column("extra_fields"))
+        loaded[key_of(stream, row)] = (
+            row,
+            json.loads(extra) if isinstance(extra, str) else extra or {},
+        )
+    latest = {key_of(stream, normalise(record)): record for record in served}
+    assert set(loaded) == set(latest), f"{stream}: keys loaded != keys served"
+    drifted, lost = 0, []
+    for key, record in latest.items():
+        row, extra = loaded[key]
+        drifted += bool(extra)
+        for name, served_value in record.items():
+            got = row.get(column(name), _ABSENT)
+            if got == value(served_value):
+                continue
+            if (got is None or got is _ABSENT) and extra.get(name, _ABSENT) == served_value:
+                continue
+            as_text = isinstance(got, str) and not isinstance(served_value, str)
+            if as_text and json.loads(got) == served_value:
+                continue
+            lost.append((key, name, served_value, got))
+    assert not lost, f"{stream}: {len(lost)} served values not loaded, e.g. {lost[:3]}"
+    return drifted
