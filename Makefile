@@ -1,5 +1,6 @@
 # make test: build or refresh .venv from a fresh clone, lint, type-check, run every test.
-# make demo: sandbox -> meltano run tap-calven target-duckdb -> a summary read from DuckDB.
+# make demo: sandbox -> meltano run tap-calven target-duckdb dbt-duckdb:build -> the report.
+# make report: the HTML report of the DuckDB marts (output/report.html).
 # make bench: the benchmark table (see benchmarks/README.md).
 # make matrix: the fast tests on moved clocks, odd time zones, random order, a busy CPU.
 # make newest-sdk: the fast tests against the newest singer-sdk the pin allows, resolved now.
@@ -17,7 +18,7 @@ MELTANO_STAMP := $(MELTANO_VENV)/.installed
 # A throwaway venv with the newest release of every dependency the pins allow.
 NEWEST_VENV := .venv-newest-sdk
 
-.PHONY: install meltano test lint typecheck pytest matrix newest-sdk demo bench clean
+.PHONY: install meltano test lint typecheck pytest matrix newest-sdk demo report bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +43,8 @@ $(MELTANO_STAMP): Makefile | $(BIN)/python
 meltano: $(MELTANO_STAMP)
 
 lint: install
-	$(BIN)/ruff check tap_calven tests benchmarks scripts
-	$(BIN)/ruff format --check tap_calven tests benchmarks scripts
+	$(BIN)/ruff check tap_calven tests benchmarks scripts transform
+	$(BIN)/ruff format --check tap_calven tests benchmarks scripts transform
 
 typecheck: install
 	$(BIN)/mypy
@@ -68,6 +69,10 @@ newest-sdk: install meltano
 
 demo: install meltano
 	$(BIN)/python scripts/demo.py
+
+# The HTML report of the DuckDB marts that `make demo` built (transform/report/).
+report: install
+	$(BIN)/python transform/report/report.py --database output/warehouse.duckdb --out output/report.html
 
 bench: install meltano
 	$(BIN)/python -m benchmarks.run

@@ -1,9 +1,10 @@
-"""`make demo`: sandbox -> `meltano run tap-calven target-duckdb` -> a summary read from DuckDB.
+"""`make demo`: sandbox -> `meltano run tap-calven target-duckdb dbt-duckdb:build` -> report.
 
-Needs only what `make demo` sets up first: the tap's venv (.venv, which has DuckDB) and
-Meltano's (.venv-meltano). The script installs the two Meltano plugins it uses, serves a
-synthetic Calven tenant on a free loopback port, loads it into output/calven.duckdb with
-Meltano, prints rows per table and attendance by day, and stops the sandbox.
+Needs only what `make demo` sets up first: the tap's venv (.venv, which has DuckDB and
+matplotlib) and Meltano's (.venv-meltano). The script installs the three Meltano plugins
+it uses, serves a synthetic Calven tenant on a free loopback port, loads it into
+output/warehouse.duckdb and builds the dbt project (transform/) there, prints rows per
+table and attendance by day, stops the sandbox and renders output/report.html.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tap_calven.streams import STREAM_TYPES
 REPO = Path(__file__).resolve().parents[1]
 MELTANO = REPO / ".venv-meltano" / "bin" / "meltano"
 DATABASE = REPO / "output" / "warehouse.duckdb"
+REPORT = REPO / "output" / "report.html"
 SCHEMA = "calven"
 STREAMS = tuple(cls.name for cls in STREAM_TYPES)
 # Meltano's console lines: "<time> [<level>] <plugin> <message>".
@@ -49,6 +51,10 @@ def interesting(line: str) -> str | None:
         return f"tap-calven    {message}"
     if plugin == "target-duckdb" and message.startswith("Loading"):
         return f"target-duckdb {message}"
+    if plugin == "dbt-duckdb" and (
+        "Done. PASS=" in message or (" of " in message and "OK " in message)
+    ):
+        return f"dbt-duckdb    {message}"
     return None
 
 
@@ -151,8 +157,8 @@ def main() -> None:
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         "PYTHONUNBUFFERED": "1",
     }
-    say("Installing the Meltano plugins tap-calven and target-duckdb (cached after the first run)")
-    meltano(["install", "tap-calven", "target-duckdb"], env, show=False)
+    say("Installing tap-calven, target-duckdb and dbt-duckdb (cached after the first run)")
+    meltano(["install", "tap-calven", "target-duckdb", "dbt-duckdb"], env, show=False)
 
     say("Starting the sandbox (a synthetic Calven tenant on a free local port)")
     sandbox = Sandbox(seed=1, users=120, locations=3, past_days=60, future_days=21).start()
@@ -170,22 +176,21 @@ def main() -> None:
             "TAP_CALVEN_START_DATE": start.isoformat(),
             "TARGET_DUCKDB_FILEPATH": str(DATABASE),
             "TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA": SCHEMA,
+            "DBT_DUCKDB_PATH": str(DATABASE),
         }
-        say(
-            "meltano --environment sandbox run --full-refresh tap-calven target-duckdb "
-            f"(start_date {start})"
-        )
-        meltano(
-            ["--environment", "sandbox", "run", "--full-refresh", "tap-calven", "target-duckdb"],
-            run_env,
-            show=True,
-        )
+        task = ["tap-calven", "target-duckdb", "dbt-duckdb:build"]
+        say(f"meltano --environment sandbox run --full-refresh {' '.join(task)} (from {start})")
+        meltano(["--environment", "sandbox", "run", "--full-refresh", *task], run_env, show=True)
         say(f"Loaded {DATABASE.relative_to(REPO)}; {len(sandbox.requests)} API requests served")
         summarise(sandbox.today)
     finally:
         sandbox.stop()
     print()
-    say("Sandbox stopped. Done.")
+    say("Sandbox stopped. Rendering the report from the dbt marts")
+    report = REPO / "transform" / "report" / "report.py"
+    args = ["--database", str(DATABASE), "--out", str(REPORT)]
+    subprocess.run([sys.executable, str(report), *args], check=True, cwd=REPO)
+    say(f"Done. The report is {REPORT.relative_to(REPO)} (open it in a browser; it works offline).")
     print(
         f'Explore it: {os.path.relpath(sys.executable, REPO)} -c "import duckdb; '
         f"duckdb.connect('{DATABASE.relative_to(REPO)}').sql('FROM calven.users').show()\""

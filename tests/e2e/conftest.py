@@ -33,9 +33,18 @@ from tests.conftest import TODAY
 
 REPO = Path(__file__).resolve().parents[2]
 MELTANO_EXE = REPO / ".venv-meltano" / "bin" / "meltano"
-PLUGINS = ("tap-calven", "target-duckdb", "target-postgres", "target-jsonl", "dbt-duckdb", "dbt-postgres")
+PLUGINS = (
+    "tap-calven",
+    "target-duckdb",
+    "target-postgres",
+    "target-jsonl",
+    "dbt-duckdb",
+    "dbt-postgres",
+)
 # Settings that a developer's shell may carry and that would leak into the runs under test.
-LEAKY_ENV = re.compile(r"^(TAP_CALVEN|TARGET_DUCKDB|TARGET_POSTGRES|TARGET_JSONL|MELTANO|DBT|CALVEN)_")
+LEAKY_ENV = re.compile(
+    r"^(TAP_CALVEN|TARGET_DUCKDB|TARGET_POSTGRES|TARGET_JSONL|MELTANO|DBT|CALVEN)_"
+)
 
 
 # ----------------------------------------------------------------------------- Meltano

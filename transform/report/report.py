@@ -24,7 +24,7 @@ import duckdb
 import matplotlib
 
 matplotlib.use("svg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import matplotlib.pyplot as plt
 
 MARTS = "analytics_marts"
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -44,6 +44,7 @@ class Section:
 
 
 def rows(conn: duckdb.DuckDBPyConnection, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """The rows of one parameterised query."""
     return conn.execute(sql, list(params)).fetchall()
 
 
@@ -60,6 +61,7 @@ def observed_range(conn: duckdb.DuckDBPyConnection) -> tuple[dt.date, dt.date]:
 
 
 def svg_of(figure: Any) -> str:
+    """A figure as inline SVG markup (no XML prolog), then closed."""
     out = io.StringIO()
     figure.savefig(out, format="svg", bbox_inches="tight")
     plt.close(figure)
@@ -68,6 +70,7 @@ def svg_of(figure: Any) -> str:
 
 
 def occupancy(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> Section:
+    """Occupancy: how full each office is, day by day."""
     daily = rows(
         conn,
         f"select coalesce(location_name, location_id), day, attended "
@@ -102,6 +105,7 @@ def occupancy(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) ->
 
 
 def no_show_trend(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> Section:
+    """The no-show rate, week by week."""
     table = rows(
         conn,
         f"select cast(date_trunc('week', day) as date) as week, sum(no_shows), "
@@ -113,8 +117,11 @@ def no_show_trend(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date
         last,
     )
     figure, ax = plt.subplots(figsize=(9, 3))
-    ax.plot([r[0] for r in table], [r[3] if r[3] is not None else float("nan") for r in table],
-            marker="o")
+    ax.plot(
+        [r[0] for r in table],
+        [r[3] if r[3] is not None else float("nan") for r in table],
+        marker="o",
+    )
     ax.set_ylabel("no-show rate, %")
     figure.autofmt_xdate()
     return Section(
@@ -128,6 +135,7 @@ def no_show_trend(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date
 
 
 def desks(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> Section:
+    """The desks used most, and least."""
     ranked = rows(
         conn,
         f"select desk_name, desk_id, sum(attended_days), sum(working_days), "
@@ -140,8 +148,11 @@ def desks(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> Sec
     chosen = ranked[:TOP_N] + [r for r in ranked[-TOP_N:] if r not in ranked[:TOP_N]]
     figure, ax = plt.subplots(figsize=(9, 3.5))
     labels = [f"{r[0] or r[1][:8]}" for r in chosen]
-    ax.barh(labels[::-1], [r[4] for r in chosen][::-1],
-            color=["#2a7" if i < TOP_N else "#c55" for i in range(len(chosen))][::-1])
+    ax.barh(
+        labels[::-1],
+        [r[4] for r in chosen][::-1],
+        color=["#2a7" if i < TOP_N else "#c55" for i in range(len(chosen))][::-1],
+    )
     ax.set_xlabel("utilisation, % of working days")
     table = [(r[0], r[1], r[2], r[3], r[4]) for r in chosen]
     return Section(
@@ -155,6 +166,7 @@ def desks(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> Sec
 
 
 def weekdays(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> Section:
+    """The weekdays people come in."""
     per_day = rows(
         conn,
         f"select isodow(day), day, sum(attended) from {MARTS}.mart_location_daily_attendance "
@@ -180,10 +192,12 @@ def weekdays(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> 
 
 
 def cell(value: Any) -> str:
+    """One table cell's text, escaped."""
     return "" if value is None else html.escape(str(value))
 
 
 def render(sections: Sequence[Section], source: str, first: dt.date, last: dt.date) -> str:
+    """The whole page: the range and source first, then each section."""
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>Calven workplace report</title><style>",
@@ -210,6 +224,7 @@ def render(sections: Sequence[Section], source: str, first: dt.date, last: dt.da
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Read the marts, write the report, print where it is."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", type=Path, default=Path("output/warehouse.duckdb"))
     parser.add_argument("--out", type=Path, default=Path("output/report.html"))

@@ -1,5 +1,7 @@
-"""The end-to-end fixtures of the tap's tests (Meltano with every plugin, a throwaway
-PostgreSQL cluster), shared with the dbt project's tests."""
+"""The end-to-end fixtures of the tap's tests, shared with the dbt project's tests.
+
+Meltano with every plugin installed, and a throwaway PostgreSQL cluster.
+"""
 
 from tests.e2e.conftest import meltano, postgres
 

@@ -19,13 +19,12 @@ from typing import Any
 import duckdb
 import psycopg
 import pytest
+import truth  # transform/tests/truth.py
 
 from tap_calven.sandbox import Sandbox
 from tests.conftest import TODAY
 from tests.e2e.conftest import Meltano, Postgres, tap_env
 from tests.e2e.helpers import run_id
-
-import truth  # transform/tests/truth.py
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +57,8 @@ def load_and_build(meltano: Meltano, sb: Sandbox, target: str, env: dict[str, st
     run = meltano(*args, "tap-calven", target, f"dbt-{target.split('-')[1]}:build", env=full)
     done = re.search(r"Done\. PASS=(\d+) WARN=(\d+) ERROR=(\d+)", run.output)
     assert done, "dbt build printed no summary"
-    assert int(done[1]) > 50 and done[3] == "0", done[0]
+    assert int(done[1]) > 50, done[0]
+    assert done[3] == "0", done[0]
     return run.output
 
 
@@ -82,7 +82,8 @@ def check_marts(sb: Sandbox, query: Query) -> None:
         to_date(w): (b, a, u)
         for w, b, a, u in query(
             f"select week_start, booked_days, attended_days, utilisation "
-            f"from {MARTS}.mart_desk_weekly_utilisation where desk_id = '{desk}' and booked_days > 0"
+            f"from {MARTS}.mart_desk_weekly_utilisation "
+            f"where desk_id = '{desk}' and booked_days > 0"
         )
     }
     assert {w: (b, a) for w, (b, a, _) in got_weeks.items()} == weeks
@@ -145,8 +146,7 @@ def test_duckdb_marts_match_the_sandbox_and_the_report_matches_the_marts(
     assert best is not None
     assert abs(float(tables["desks"][0][4]) - best[1]) < 0.051
     assert sum(int(r[1]) for r in tables["weekdays"]) == (last - first).days + 1 - sum(
-        1 for n in range((last - first).days + 1)
-        if (first + dt.timedelta(days=n)).weekday() >= 5
+        1 for n in range((last - first).days + 1) if (first + dt.timedelta(days=n)).weekday() >= 5
     )
 
 
