@@ -129,7 +129,6 @@ def calven_incremental_job() -> None:
     calven_incremental()
 
 
-
 daily = dg.ScheduleDefinition(job=calven_incremental_job, cron_schedule="0 5 * * *")
 
 defs = dg.Definitions(

@@ -40,7 +40,7 @@ def private_sys_dir(project: Path) -> Path:
     return sys_dir
 
 
-class MeltanoResource(dg.ConfigurableResource):  # type: ignore[misc]
+class MeltanoResource(dg.ConfigurableResource):
     """Runs `meltano` in the project folder with a private system directory per run."""
 
     project_dir: str
@@ -59,7 +59,8 @@ class MeltanoResource(dg.ConfigurableResource):  # type: ignore[misc]
         args = [self.executable, "--environment", self.environment, "run"]
         if state_id_suffix:
             args += ["--state-id-suffix", state_id_suffix]
-        args += ["--run-id", _uuid_of(context.run_id), *tasks]
+        # Dagster run ids are UUIDs: the Meltano run carries the same id.
+        args += ["--run-id", context.run_id, *tasks]
         sys_dir = private_sys_dir(project)
         full_env = {**os.environ, **env, "MELTANO_SYS_DIR_ROOT": str(sys_dir)}
         context.log.info(f"meltano {' '.join(args[1:])} (suffix {state_id_suffix or '-'})")
@@ -73,8 +74,3 @@ class MeltanoResource(dg.ConfigurableResource):  # type: ignore[misc]
         if proc.returncode != 0:
             raise MeltanoError(f"meltano run exited {proc.returncode}:\n{tail}")
         context.log.info(tail)
-
-
-def _uuid_of(run_id: str) -> str:
-    """Dagster run ids are UUIDs already; Meltano's `--run-id` wants one."""
-    return run_id

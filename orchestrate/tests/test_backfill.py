@@ -10,8 +10,8 @@ into another schema, and Meltano keeps one state id per partition.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -129,8 +129,9 @@ def test_backfill_split_equals_unsplit(meltano, postgres, small_sandbox, tmp_pat
     # One partition's first bookings request is refused (403 is not retried).
     sb.add_fault("403", path=BOOKINGS_PATH, count=1)
     names = {k: f"p{i}" for i, k in enumerate(keys)}
-    procs = {names[k]: materialize(env, "calven_windowed", k, tmp_path / f"{names[k]}.log")
-             for k in keys}
+    procs = {
+        names[k]: materialize(env, "calven_windowed", k, tmp_path / f"{names[k]}.log") for k in keys
+    }
     procs["core"] = materialize(env, "calven_core", None, tmp_path / "core.log")
     codes = wait_all(procs, tmp_path)
     assert sb.faults_armed == 0, "the fault never fired"
@@ -141,7 +142,7 @@ def test_backfill_split_equals_unsplit(meltano, postgres, small_sandbox, tmp_pat
     # At least two partitions ran at the same time (Dagster's own run records).
     records = [r for r in run_records(env) if r[0]]
     spans = sorted((r[1], r[2]) for r in records)
-    overlaps = sum(1 for a, b in zip(spans, spans[1:]) if b[0] < a[1])
+    overlaps = sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1])
     assert overlaps >= 1, spans
 
     # Re-run only the failed partition.
@@ -159,8 +160,16 @@ def test_backfill_split_equals_unsplit(meltano, postgres, small_sandbox, tmp_pat
         TAP_CALVEN_END_DATE=END.isoformat(),
         TAP_CALVEN_LOCATION_IDS=json.dumps(locs),
     )
-    meltano("--environment", "sandbox", "run", "--state-id-suffix", "unsplit-" + tmp_path.name,
-            "tap-calven", "target-postgres", env=unsplit_env)
+    meltano(
+        "--environment",
+        "sandbox",
+        "run",
+        "--state-id-suffix",
+        "unsplit-" + tmp_path.name,
+        "tap-calven",
+        "target-postgres",
+        env=unsplit_env,
+    )
 
     split, unsplit = read_schema(postgres, "split"), read_schema(postgres, "unsplit")
     for stream in KEYS:
