@@ -56,8 +56,9 @@ lint: install
 	$(BIN)/ruff check tap_calven tests benchmarks scripts orchestrate
 	$(BIN)/ruff format --check tap_calven tests benchmarks scripts orchestrate
 
-typecheck: install
+typecheck: install dagster
 	$(BIN)/mypy
+	$(BIN)/mypy --python-executable $(DAGSTER_VENV)/bin/python orchestrate/calven_dagster
 
 pytest: install meltano dagster
 	$(BIN)/pytest $(PYTEST_ARGS)

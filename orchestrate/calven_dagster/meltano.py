@@ -40,7 +40,7 @@ def private_sys_dir(project: Path) -> Path:
     return sys_dir
 
 
-class MeltanoResource(dg.ConfigurableResource):
+class MeltanoResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Runs `meltano` in the project folder with a private system directory per run."""
 
     project_dir: str
