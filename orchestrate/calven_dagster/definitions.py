@@ -76,7 +76,26 @@ def state_suffix(month_key: str, location: str) -> str:
     return f"{month_key[:7]}-{location}"
 
 
+@dg.asset(pool=POOL, group_name="calven", compute_kind="meltano")
+def calven_tables(context: AssetExecutionContext, meltano: MeltanoResource) -> None:
+    """Every table, created by one run of every stream over the first day only.
+
+    Singer SDK targets (target-postgres 0.8.1) check that a schema or table exists and then
+    create it, without IF NOT EXISTS: runs that start together on a fresh schema can race.
+    This one run creates them first, so the parallel runs downstream only upsert.
+    """
+    env = {
+        "TAP_CALVEN_START_DATE": START,
+        "TAP_CALVEN_END_DATE": START,
+        "TAP_CALVEN__SELECT": select((*CORE, *WINDOWED_BY_LOCATION)),
+    }
+    if LOCATIONS != ["all"]:
+        env["TAP_CALVEN_LOCATION_IDS"] = json.dumps(LOCATIONS)
+    meltano.run(context, ["tap-calven", TARGET], env, state_id_suffix="tables")
+
+
 @dg.asset(
+    deps=[calven_tables],
     partitions_def=partitions,
     pool=POOL,
     group_name="calven",
@@ -95,7 +114,7 @@ def calven_windowed(context: AssetExecutionContext, meltano: MeltanoResource) ->
     )
 
 
-@dg.asset(pool=POOL, group_name="calven", compute_kind="meltano")
+@dg.asset(deps=[calven_tables], pool=POOL, group_name="calven", compute_kind="meltano")
 def calven_core(context: AssetExecutionContext, meltano: MeltanoResource) -> None:
     """Full tables and the user actions log (not location-filtered): one run, own state."""
     env = {"TAP_CALVEN__SELECT": select(CORE)}
@@ -132,7 +151,7 @@ def calven_incremental_job() -> None:
 daily = dg.ScheduleDefinition(job=calven_incremental_job, cron_schedule="0 5 * * *")
 
 defs = dg.Definitions(
-    assets=[calven_core, calven_windowed, *dbt_assets()],
+    assets=[calven_tables, calven_core, calven_windowed, *dbt_assets()],
     jobs=[calven_incremental_job],
     schedules=[daily],
     resources={

@@ -126,6 +126,10 @@ def test_backfill_split_equals_unsplit(meltano, postgres, small_sandbox, tmp_pat
 
     assert run_records(env) == []  # creates the instance's storage before the runs share it
 
+    # The tables first (target-postgres creates them check-then-create, which races).
+    proc = materialize(env, "calven_tables", None, tmp_path / "tables.log")
+    assert wait_all({"tables": proc}, tmp_path) == {"tables": 0}
+
     # One partition's first bookings request is refused (403 is not retried).
     sb.add_fault("403", path=BOOKINGS_PATH, count=1)
     names = {k: f"p{i}" for i, k in enumerate(keys)}
@@ -141,6 +145,7 @@ def test_backfill_split_equals_unsplit(meltano, postgres, small_sandbox, tmp_pat
 
     # At least two partitions ran at the same time (Dagster's own run records).
     records = [r for r in run_records(env) if r[0]]
+    assert len(records) == 6, records
     spans = sorted((r[1], r[2]) for r in records)
     overlaps = sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1])
     assert overlaps >= 1, spans
@@ -150,7 +155,7 @@ def test_backfill_split_equals_unsplit(meltano, postgres, small_sandbox, tmp_pat
     proc = materialize(env, "calven_windowed", failed[0], tmp_path / "rerun.log")
     assert wait_all({"rerun": proc}, tmp_path) == {"rerun": 0}
     after = run_records(env)
-    assert len(after) == len(records) + 2, after  # the core run + the one re-run
+    assert len(after) == len(records) + 3, after  # tables, core, the one re-run
     assert before <= {p for p, *_ in after}
 
     # One unsplit run of the same range into another schema.
