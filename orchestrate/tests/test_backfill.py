@@ -1,8 +1,9 @@
 """Split equals unsplit: a Dagster backfill of month x location partitions, run in parallel.
 
-Six partitions (2 locations x 3 months) start at the same instant as six Dagster runs
-(`dagster asset materialize`, one run each, on one test DagsterInstance) into a fresh
-PostgreSQL schema; a sandbox fault makes one fail, and only that one is re-run. The
+After `calven_tables` has created the tables, six partitions (2 locations x 3 months) and
+`calven_core` start at the same instant as seven Dagster runs (`dagster asset materialize`,
+one run each, on one test DagsterInstance) into one PostgreSQL schema; a sandbox fault
+makes one fail, and only that one is re-run. The
 warehouse then holds, row for row, what one unsplit `meltano run` of the same range loads
 into another schema, and Meltano keeps one state id per partition.
 """
