@@ -17,8 +17,12 @@ MELTANO_SPEC := meltano~=4.4
 MELTANO_STAMP := $(MELTANO_VENV)/.installed
 # A throwaway venv with the newest release of every dependency the pins allow.
 NEWEST_VENV := .venv-newest-sdk
+# Dagster has its own dependency tree: its own venv, exact pins (orchestrate/README.md).
+DAGSTER_VENV := .venv-dagster
+DAGSTER_SPEC := dagster==1.13.27 dagster-webserver==1.13.27
+DAGSTER_STAMP := $(DAGSTER_VENV)/.installed
 
-.PHONY: install meltano test lint typecheck pytest matrix newest-sdk demo report bench clean
+.PHONY: install meltano dagster test lint typecheck pytest matrix newest-sdk demo report bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,14 +46,22 @@ $(MELTANO_STAMP): Makefile | $(BIN)/python
 
 meltano: $(MELTANO_STAMP)
 
+$(DAGSTER_STAMP): Makefile | $(BIN)/python
+	$(BIN)/uv venv --quiet --allow-existing --python $(BIN)/python $(DAGSTER_VENV)
+	$(BIN)/uv pip install --quiet --python $(DAGSTER_VENV)/bin/python $(DAGSTER_SPEC)
+	touch $(DAGSTER_STAMP)
+
+dagster: $(DAGSTER_STAMP)
+
 lint: install
-	$(BIN)/ruff check tap_calven tests benchmarks scripts transform
-	$(BIN)/ruff format --check tap_calven tests benchmarks scripts transform
+	$(BIN)/ruff check tap_calven tests benchmarks scripts transform orchestrate
+	$(BIN)/ruff format --check tap_calven tests benchmarks scripts transform orchestrate
 
-typecheck: install
+typecheck: install dagster
 	$(BIN)/mypy
+	$(BIN)/mypy --python-executable $(DAGSTER_VENV)/bin/python orchestrate/calven_dagster
 
-pytest: install meltano
+pytest: install meltano dagster
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -78,4 +90,4 @@ bench: install meltano
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) $(MELTANO_VENV) $(NEWEST_VENV) .meltano .pytest_cache .ruff_cache .mypy_cache output
+	rm -rf $(VENV) $(MELTANO_VENV) $(NEWEST_VENV) $(DAGSTER_VENV) .meltano .pytest_cache .ruff_cache .mypy_cache output
