@@ -62,6 +62,8 @@ class CalvenAuth:
         self._token: str | None = None
         self._refresh_at = 0.0
         self._failure: CalvenError | None = None
+        #: Seconds the last token was valid for when it came (None: no token yet, or Basic).
+        self.token_lifetime: float | None = None
 
     @property
     def uses_tokens(self) -> bool:
@@ -118,6 +120,7 @@ class CalvenAuth:
             raise ResponseError(
                 f"Calven's token response from {self.token_path} lacks a token or its expiry."
             )
+        self.token_lifetime = lifetime
         if lifetime <= 0:
             lifetime = SKEWED_LIFETIME
         margin = min(MAX_REFRESH_MARGIN, lifetime / 2)

@@ -19,8 +19,8 @@ from singer_sdk import Stream
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
+from tap_calven import doctor, windows
 from tap_calven import settings as calven_settings
-from tap_calven import windows
 from tap_calven.api import CalvenAPI
 from tap_calven.client import CalvenStream
 from tap_calven.fetching import FetchScheduler, Lane
@@ -114,6 +114,8 @@ def main() -> None:
     """Console entry point: one clear line for an error; a traceback only at DEBUG."""
     logger = logging.getLogger("tap-calven")
     level = os.environ.get("TAP_CALVEN_LOGLEVEL") or os.environ.get("LOGLEVEL") or ""
+    if doctor.is_doctor_command(sys.argv[1:]):
+        sys.exit(doctor.main(sys.argv[1:], TapCalven))
     try:
         TapCalven.cli.main(prog_name="tap-calven", standalone_mode=True)
     except SystemExit:

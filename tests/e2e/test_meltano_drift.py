@@ -112,3 +112,16 @@ def test_drift_and_a_smaller_window_limit_into_duckdb(
             "SELECT count(*) FROM calven.users WHERE extra_fields->>'syncedAt' IS NOT NULL"
         ).fetchone() or (0,)
     assert count == sum("syncedAt" in r for r in drifting.records("users"))
+
+
+def test_meltano_invoke_tap_calven_doctor(meltano: Meltano, drifting: Sandbox) -> None:
+    env = tap_env(drifting, TAP_CALVEN_START_DATE=start_date(drifting).isoformat())
+    run = meltano("--environment", "sandbox", "invoke", "tap-calven", "doctor", env=env)
+    for stream in KEYS:
+        # Windowed streams always differ here (30-day windows refused); others when drifted.
+        verdicts = (
+            {f"{stream}: DRIFT"} if stream in WINDOWED else {f"{stream}: DRIFT", f"{stream}: OK"}
+        )
+        assert any(v in run.output.splitlines() for v in verdicts), stream
+    assert run.output.count("largest window     7 days; refused: 30 days") == len(WINDOWED)
+    assert run.output.rstrip().endswith("; every stream can be read")
