@@ -69,7 +69,7 @@ test: lint typecheck pytest
 # Two pytest workers (pytest-xdist): the fast tests wait on sockets and subprocesses as much
 # as they compute, so two workers halve the wall time even on a busy 2-core machine.
 matrix: install meltano
-	$(BIN)/python scripts/test_matrix.py -n 2
+	$(BIN)/python scripts/test_matrix.py --workers 2
 
 newest-sdk: install meltano
 	rm -rf $(NEWEST_VENV)

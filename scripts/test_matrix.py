@@ -5,7 +5,7 @@ seed, while both cores are busy with an unrelated CPU load. The clock is moved i
 Python process of the run (pytest, the tap and sandbox subprocesses) by
 `tests/clock/sitecustomize.py`; before each entry a child process proves that the move took
 effect, so a broken mechanism fails the matrix instead of passing on the real clock.
-Usage: `python scripts/test_matrix.py [--no-load] [ENTRY ...] [pytest options]`.
+Usage: `python scripts/test_matrix.py [--no-load] [--workers N] [ENTRY ...] [pytest options]`.
 """
 
 from __future__ import annotations
@@ -111,7 +111,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("entries", nargs="*", help="entry names (default: all)")
     parser.add_argument("--no-load", action="store_true", help="skip the CPU load")
+    parser.add_argument("--workers", type=int, default=1, help="pytest-xdist workers")
     args, pytest_args = parser.parse_known_args()
+    if args.workers > 1:
+        pytest_args = ["-n", str(args.workers), *pytest_args]
     chosen = [e for e in MATRIX if not args.entries or e.name in args.entries]
     if not chosen:
         parser.error(f"no such entry; choose from {', '.join(e.name for e in MATRIX)}")
