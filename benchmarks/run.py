@@ -333,58 +333,133 @@ def b1_throughput(sandbox: Sandbox, files: TapFiles, repeat: int, rows: list[Row
         )
 
 
-def b4_end_to_end(workdir: Path, sandbox: Sandbox, files: TapFiles, rows: list[Row]) -> None:
-    """B4: `meltano run tap-calven target-duckdb` on B1's data."""
-    run = "meltano run tap-calven target-duckdb (B1's data)"
-    if not MELTANO.exists():
-        rows.append(Row("B4 end to end", run, figure="n/a (Meltano not installed)"))
-        return
-    env = {**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    say("B4: meltano install tap-calven target-duckdb (cached after the first time)")
+# B4's loader paths: (label, target, tap settings, target settings), as environment variables.
+_BATCH_JSONL = {"encoding": {"format": "jsonl", "compression": "gzip"}}
+B4_PATHS: tuple[tuple[str, str, dict[str, Any], dict[str, str]], ...] = (
+    ("RECORD", "target-duckdb", {}, {}),
+    ("RECORD", "target-postgres", {}, {}),
+    ("RECORD, use_copy", "target-postgres", {}, {"TARGET_POSTGRES_USE_COPY": "true"}),
+    ("BATCH jsonl.gz", "target-postgres", _BATCH_JSONL, {}),
+    (
+        "BATCH jsonl.gz, use_copy",
+        "target-postgres",
+        _BATCH_JSONL,
+        {"TARGET_POSTGRES_USE_COPY": "true"},
+    ),
+)
+
+
+def meltano_env() -> dict[str, str]:
+    """Meltano's environment for a benchmark run: no usage statistics."""
+    return {**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"}
+
+
+def meltano_install(plugins: Sequence[str]) -> bool:
+    """`meltano install` of the plugins (cached after the first time); False if it failed."""
+    say(f"meltano install {' '.join(plugins)} (cached after the first time)")
     installed = subprocess.run(
-        [str(MELTANO), "install", "tap-calven", "target-duckdb"],
+        [str(MELTANO), "install", *plugins],
         cwd=REPO,
-        env=env,
+        env=meltano_env(),
         capture_output=True,
         check=False,
     )
-    if installed.returncode != 0:
-        rows.append(Row("B4 end to end", run, figure="n/a (meltano install failed)"))
+    return installed.returncode == 0
+
+
+def b4_tap_alone(files: TapFiles, batches: Path, rows: list[Row]) -> None:
+    """The tap's own cost in BATCH mode beside RECORD mode: the files are its output."""
+    batch_config = {**_BATCH_JSONL, "storage": {"root": batches.as_uri(), "prefix": "alone-"}}
+    record = run_child(files.command(), cwd=REPO)
+    batch = run_child(files.command(batch_config=batch_config), cwd=REPO)
+    if record.records(STREAM) != batch.records(STREAM):
+        raise SystemExit("bench: B4 the tap emitted different counts in RECORD and BATCH mode")
+    ratio = (record.seconds / batch.seconds) if batch.seconds else 0.0
+    for label, child, figure in (
+        ("RECORD messages to stdout", record, ""),
+        ("BATCH jsonl.gz files", batch, f"{ratio:.2f} x the records/s of RECORD mode"),
+    ):
+        rows.append(
+            Row(
+                "B4 end to end",
+                f"tap-calven alone, {label}",
+                child.seconds,
+                child.records(STREAM),
+                child.peak_rss_mb,
+                figure,
+            )
+        )
+
+
+def b4_end_to_end(workdir: Path, sandbox: Sandbox, files: TapFiles, rows: list[Row]) -> None:
+    """B4: `meltano run tap-calven <target>` on B1's data, by every loader path."""
+    if not MELTANO.exists():
+        rows.append(Row("B4 end to end", "meltano run", figure="n/a (Meltano not installed)"))
         return
-    database = workdir / "b4.duckdb"
-    run_env = {
-        **env,
+    if not meltano_install(["tap-calven", "target-duckdb", "target-postgres"]):
+        rows.append(Row("B4 end to end", "meltano run", figure="n/a (meltano install failed)"))
+        return
+    from tests.e2e.pgcluster import ClusterError, throwaway_cluster
+
+    batches = workdir / "batches"
+    batches.mkdir()
+    b4_tap_alone(files, batches, rows)
+    tap_env = {
         "TAP_CALVEN_API_URL": sandbox.url,
         "TAP_CALVEN_API_KEY": DEFAULT_API_KEY,
         "TAP_CALVEN_API_SECRET": DEFAULT_API_SECRET,
         "TAP_CALVEN_START_DATE": files.config["start_date"],
         "TAP_CALVEN_END_DATE": files.config["end_date"],
         "TAP_CALVEN__SELECT": json.dumps([f"{STREAM}.*"]),
-        "TARGET_DUCKDB_FILEPATH": str(database),
-        "TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA": "calven",
     }
-    say("B4: meltano run tap-calven target-duckdb")
-    command = [
-        str(MELTANO),
-        "--environment",
-        "sandbox",
-        "run",
-        "--full-refresh",
-        "--state-id-suffix",
-        "bench",
-        "tap-calven",
-        "target-duckdb",
-    ]
-    child = run_child(command, env=run_env, cwd=REPO)
-    import duckdb  # the tap's dev venv has it (tests read DuckDB too)
+    try:
+        with throwaway_cluster() as postgres:
+            for n, (label, target, tap_settings, target_env) in enumerate(B4_PATHS):
+                schema = f"bench_{n}"
+                env = {**meltano_env(), **tap_env, **target_env}
+                if tap_settings:
+                    storage = {"root": batches.as_uri(), "prefix": f"{schema}-"}
+                    env["TAP_CALVEN_BATCH_CONFIG"] = json.dumps(
+                        {**tap_settings, "storage": storage}
+                    )
+                if target == "target-postgres":
+                    env.update(postgres.target_env(schema))
+                else:
+                    env["TARGET_DUCKDB_FILEPATH"] = str(workdir / f"{schema}.duckdb")
+                    env["TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA"] = schema
+                say(f"B4: meltano run tap-calven {target} ({label})")
+                command = [str(MELTANO), "--environment", "sandbox", "run", "--full-refresh"]
+                command += ["--state-id-suffix", f"bench-{schema}", "tap-calven", target]
+                child = run_child(command, env=env, cwd=REPO)
+                loaded = count_rows(workdir, postgres.dsn(), target, schema)
+                rows.append(
+                    Row(
+                        "B4 end to end",
+                        f"meltano run tap-calven {target}, {label}",
+                        child.seconds,
+                        loaded,
+                        child.peak_rss_mb,
+                        f"{child.cpu_seconds:.0f} s CPU (Meltano, tap, target)",
+                        f"<= 250 MB: {met(child.peak_rss_mb <= 250)}",
+                    )
+                )
+    except ClusterError as exc:
+        rows.append(Row("B4 end to end", "target-postgres", figure=f"n/a ({exc})"))
 
-    with duckdb.connect(str(database), read_only=True) as conn:
-        found = conn.execute(f"SELECT count(*) FROM calven.{STREAM}").fetchone()
-    loaded = int(found[0]) if found else 0
-    figure = (
-        f"rows in DuckDB; wall includes Meltano and target-duckdb ({child.cpu_seconds:.0f} s CPU)"
-    )
-    rows.append(Row("B4 end to end", run, child.seconds, loaded, figure=figure))
+
+def count_rows(workdir: Path, dsn: str, target: str, schema: str) -> int:
+    """Rows the run left in the warehouse."""
+    if target == "target-duckdb":
+        import duckdb  # the tap's dev venv has it (tests read DuckDB too)
+
+        with duckdb.connect(str(workdir / f"{schema}.duckdb"), read_only=True) as conn:
+            found = conn.execute(f"SELECT count(*) FROM {schema}.{STREAM}").fetchone()
+    else:
+        import psycopg
+
+        with psycopg.connect(dsn) as conn:
+            found = conn.execute(f"SELECT count(*) FROM {schema}.{STREAM}").fetchone()
+    return int(found[0]) if found else 0
 
 
 def b2_latency(workdir: Path, rows: list[Row]) -> None:

@@ -22,15 +22,22 @@ from typing import Any, ClassVar, Protocol, cast
 from singer_sdk import Tap
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
+from typing_extensions import override
 
 from tap_calven.api import CalvenAPI
 from tap_calven.conform import Conformer, with_extra_fields
 from tap_calven.errors import APIError, GaveUpError, ResponseError
 from tap_calven.fetching import FetchScheduler, Lane, Request
-from tap_calven.sdk_internals import StreamHooks, mark_state_unflushed
+from tap_calven.sdk_internals import (
+    BaseBatchFileEncoding,
+    BatchConfig,
+    StreamHooks,
+    mark_state_unflushed,
+    unwritten_records,
+)
 from tap_calven.types import Record
 from tap_calven.windows import bookmark_after, date_windows, parse_day, read_range
-from tap_calven.writer import LeanPath, RecordWriter, lean_path_for
+from tap_calven.writer import JsonLinesBatcher, LeanPath, RecordWriter, lean_path_for
 
 # What Calven may answer to a window longer than it serves (it documents 30 days at most).
 WINDOW_REFUSALS = frozenset({400, 413})
@@ -190,6 +197,7 @@ class CalvenStream(StreamHooks):
 
     # -- reading --------------------------------------------------------------------------
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[Record]:
         """Emit every planned request's records in order; bookmark after each window."""
         lean = lean_path_for(self, self.run.message_writer, conformed=True)
@@ -336,6 +344,19 @@ class CalvenStream(StreamHooks):
         """Write the gathered RECORD lines to stdout, ahead of any other message."""
         self.record_writer.flush()
 
+    @override
+    def get_batches(
+        self, batch_config: BatchConfig, context: Context | None = None
+    ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+        """BATCH files: JSON lines by the tap's own encoder (writer.py), parquet by the SDK's."""
+        if batch_config.encoding.format != "jsonl":
+            yield from super().get_batches(batch_config, context)
+            return
+        batcher = JsonLinesBatcher(self.tap_name, self.name, batch_config)
+        for manifest in batcher.get_batches(unwritten_records(self, context)):
+            yield batch_config.encoding, manifest
+
+    @override
     def log(self, message: str, *args: Any, level: int = logging.INFO, **kwargs: Any) -> None:
         """Demote the SDK's generic 'unhandled error' line to DEBUG.
 
@@ -345,6 +366,7 @@ class CalvenStream(StreamHooks):
             level = logging.DEBUG
         super().log(message, *args, level=level, **kwargs)
 
+    @override
     def get_replication_key_signpost(self, context: Context | None = None) -> None:
         """No signpost: the bookmark is capped at today by _complete, not by the SDK."""
         return

@@ -9,10 +9,12 @@ it, if an upgrade changes it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import FrameType
 
 from singer_sdk import Stream, Tap
 from singer_sdk.configuration._dict_config import merge_missing_config_jsonschema
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 from singer_sdk.helpers._typing import _is_exclusive_boolean_type
 from singer_sdk.helpers.types import Context
 
@@ -21,18 +23,25 @@ from tap_calven.types import Record
 
 __all__ = [
     "PRIVATE_ATTRIBUTES",
+    "PRIVATE_CALLS",
     "PRIVATE_HOOKS",
+    "BaseBatchFileEncoding",
+    "BatchConfig",
     "StreamHooks",
     "TapHooks",
     "is_exclusive_boolean",
     "mark_state_unflushed",
     "merge_missing_config_jsonschema",
     "stream_version",
+    "unwritten_records",
 ]
 
 # The lean RECORD path (writer.py) conforms booleans exactly as the SDK would; the SDK
 # decides which properties are booleans with this helper and exports no public equivalent.
 is_exclusive_boolean = _is_exclusive_boolean_type
+
+# `BatchConfig`, `BaseBatchFileEncoding`: the types of `Stream.get_batches`, a public hook
+# whose parameter types the SDK exports only from a private module.
 
 # `merge_missing_config_jsonschema` (tap.py): how the SDK adds its built-in settings; the
 # tap adds `emit_activate_version_messages` the same way so `--about` lists it alongside.
@@ -47,6 +56,15 @@ def stream_version(stream: Stream) -> int | None:
 def mark_state_unflushed(stream: Stream) -> None:
     """Tell the SDK a record went out, so it writes the final STATE, as its own path would."""
     stream.state_manager.is_flushed = False
+
+
+def unwritten_records(stream: Stream, context: Context | None) -> Iterator[Record]:
+    """The stream's records as the SDK's BATCH path takes them, counted, STATE kept.
+
+    The SDK's own `get_batches` reads them this way; a stream that writes its own batch
+    files (client.py) has no public equivalent.
+    """
+    return stream._sync_records(context, write_messages=False)
 
 
 class StreamHooks(Stream):
@@ -157,6 +175,16 @@ PRIVATE_HOOKS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
         "_handle_termination",
         ("self", "signum", "frame"),
         "a signal must exit non-zero and write no STATE from the handler",
+    ),
+)
+
+#: Private methods called above: (SDK class path, method, parameters it must take, why).
+PRIVATE_CALLS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    (
+        "singer_sdk.streams.core:Stream",
+        "_sync_records",
+        ("self", "context", "write_messages"),
+        "the records of a BATCH sync, for batch files written by the tap's own encoder",
     ),
 )
 

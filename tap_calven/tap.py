@@ -18,6 +18,7 @@ from typing import Any
 from singer_sdk import Stream
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
+from typing_extensions import override
 
 from tap_calven import doctor, windows
 from tap_calven import settings as calven_settings
@@ -90,6 +91,7 @@ class TapCalven(TapHooks):
         following = selected[names.index(name) + 1]
         return following.lane() if isinstance(following, CalvenStream) else None
 
+    @override
     def discover_streams(self) -> list[Stream]:
         """Return the seven warehouse streams, in the order of Calven's docs."""
         return [stream_type(tap=self, run=self) for stream_type in STREAM_TYPES]

@@ -81,8 +81,10 @@ def test_a_tenant_as_documented_is_ok_line_by_line(tenant: Sandbox, tmp_path: Pa
     assert code == 0
     assert report["exit_status"] == 0
     assert report["auth_method"] == "hmac"
-    assert report["token_lifetime_seconds"] in (599, 600)  # 600 s less the time it took
-    assert re.match(r"auth method: hmac   token lifetime seen: (599|600) s", stdout)
+    # 600 s less the time the token request took (seconds on a busy machine).
+    assert 590 <= report["token_lifetime_seconds"] <= 600
+    seen = re.match(r"auth method: hmac   token lifetime seen: (\d+) s", stdout)
+    assert seen and int(seen.group(1)) == report["token_lifetime_seconds"], stdout
     streams = by_stream(report)
     assert set(streams) == set(STREAM_NAMES)
     for name in STREAM_NAMES:
@@ -187,7 +189,7 @@ def test_every_auth_method(tenant: Sandbox, tmp_path: Path, method: str, lifetim
     assert code == 0
     assert report["auth_method"] == method
     got = report["token_lifetime_seconds"]
-    assert got == lifetime or (lifetime and got == lifetime - 1)
+    assert got == lifetime or (lifetime and lifetime - 10 <= got <= lifetime)
     if method == "basic":
         assert all(s["path"].endswith("/basic") for s in report["streams"])
         assert stdout.startswith("auth method: basic   token lifetime seen: -")

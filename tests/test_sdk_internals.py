@@ -17,6 +17,7 @@ import pytest
 from tap_calven import sdk_internals
 from tap_calven.sdk_internals import (
     PRIVATE_ATTRIBUTES,
+    PRIVATE_CALLS,
     PRIVATE_HOOKS,
     StreamHooks,
     TapHooks,
@@ -47,6 +48,16 @@ def test_each_private_hook_we_override_is_still_there(
     assert method in vars(ours), f"{ours.__name__} no longer overrides {method}: drop the entry"
 
 
+@pytest.mark.parametrize(("where", "method", "params", "why"), PRIVATE_CALLS, ids=lambda v: v)
+def test_each_private_method_we_call_is_still_there(
+    where: str, method: str, params: tuple[str, ...], why: str
+) -> None:
+    base = sdk_class(where)
+    assert hasattr(base, method), f"singer-sdk no longer has {where}.{method} ({why})"
+    names = tuple(inspect.signature(getattr(base, method)).parameters)
+    assert names == params, f"singer-sdk changed {where}.{method}{names}, expected {params}"
+
+
 def test_the_boolean_helper_still_tells_booleans_apart() -> None:
     assert is_exclusive_boolean({"type": ["boolean", "null"]})
     assert is_exclusive_boolean({"type": "boolean"})
@@ -75,7 +86,7 @@ def test_the_private_attributes_read_are_still_there() -> None:
 
 def sdk_private_uses(path: Path) -> list[str]:
     """Private SDK names a module imports, and private SDK methods it overrides or calls."""
-    hooks = {method for _, method, _, _ in PRIVATE_HOOKS}
+    hooks = {method for _, method, _, _ in (*PRIVATE_HOOKS, *PRIVATE_CALLS)}
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("singer_sdk"):

@@ -327,6 +327,48 @@ def test_batch_mode_never_states_a_bookmark_before_its_records_are_in_a_batch(
     assert run.bookmark("bookings_attendance") == sandbox.today.isoformat()
 
 
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+def test_batch_files_hold_exactly_the_records_of_a_record_run(
+    sandbox: Sandbox, tmp_path, compression: str
+) -> None:
+    import gzip
+    import json
+    from urllib.parse import urlparse
+
+    start = sandbox.today - dt.timedelta(days=12)
+    settings = {"start_date": start.isoformat(), "window_days": 5}
+    streams = ["bookings_attendance", "users"]
+    plain = run_tap(sandbox_config(sandbox, **settings), streams=streams)
+    batch_config = {
+        "encoding": {"format": "jsonl", "compression": compression},
+        "storage": {"root": f"file://{tmp_path}", "prefix": "b-"},
+        "batch_size": 70,
+    }
+    batched = run_tap(
+        sandbox_config(sandbox, **settings, batch_config=batch_config), streams=streams
+    )
+    assert not [m for m in batched.messages if m["type"] == "RECORD"]
+    opener = gzip.open if compression == "gzip" else open
+    files: dict[str, list[dict[str, Any]]] = {}
+    for message in batched.messages:
+        if message["type"] == "BATCH":
+            assert message["encoding"] == {"format": "jsonl", "compression": compression}
+            for url in message["manifest"]:
+                path = urlparse(url).path
+                assert path.endswith(".json.gz" if compression == "gzip" else ".json"), path
+                with opener(path, "rt", encoding="utf-8") as handle:
+                    lines = [json.loads(line) for line in handle]
+                assert 0 < len(lines) <= 70
+                files.setdefault(message["stream"], []).extend(lines)
+    for stream in streams:
+        expected = [
+            m["record"] for m in plain.messages if m["type"] == "RECORD" and m["stream"] == stream
+        ]
+        assert expected
+        assert files[stream] == expected, stream
+    assert batched.bookmark("bookings_attendance") == plain.bookmark("bookings_attendance")
+
+
 def test_dates_are_sent_as_yyyy_mm_dd(full_run) -> None:
     _, requests = full_run
     dated = [r for r in requests if "startDate" in r.query]
