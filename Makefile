@@ -19,7 +19,10 @@ MELTANO_STAMP := $(MELTANO_VENV)/.installed
 NEWEST_VENV := .venv-newest-sdk
 # Dagster has its own dependency tree: its own venv, exact pins (orchestrate/README.md).
 DAGSTER_VENV := .venv-dagster
-DAGSTER_SPEC := dagster==1.13.27 dagster-webserver==1.13.27
+# dagster-postgres: instance storage on which the `calven` pool holds across processes
+# (orchestrate/README.md). It drives psycopg2; SQLAlchemy 2.1 would pick psycopg 3 instead,
+# whose parameter style breaks dagster-postgres's NOTIFY, so SQLAlchemy stays on 2.0.
+DAGSTER_SPEC := dagster==1.13.27 dagster-webserver==1.13.27 dagster-postgres==0.29.27 sqlalchemy==2.0.44
 DAGSTER_STAMP := $(DAGSTER_VENV)/.installed
 
 .PHONY: install meltano dagster test lint typecheck pytest matrix newest-sdk demo report bench clean
