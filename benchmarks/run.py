@@ -346,6 +346,18 @@ B4_PATHS: tuple[tuple[str, str, dict[str, Any], dict[str, str]], ...] = (
         _BATCH_JSONL,
         {"TARGET_POSTGRES_USE_COPY": "true"},
     ),
+    (
+        "BATCH jsonl, use_copy",
+        "target-postgres",
+        {"encoding": {"format": "jsonl", "compression": "none"}},
+        {"TARGET_POSTGRES_USE_COPY": "true"},
+    ),
+    (
+        "BATCH parquet, use_copy",
+        "target-postgres",
+        {"encoding": {"format": "parquet", "compression": "none"}},
+        {"TARGET_POSTGRES_USE_COPY": "true"},
+    ),
 )
 
 
@@ -453,7 +465,7 @@ def count_rows(workdir: Path, dsn: str, target: str, schema: str) -> int:
         import duckdb  # the tap's dev venv has it (tests read DuckDB too)
 
         with duckdb.connect(str(workdir / f"{schema}.duckdb"), read_only=True) as conn:
-            found = conn.execute(f"SELECT count(*) FROM {schema}.{STREAM}").fetchone()
+            found = conn.execute(f"SELECT count(*) FROM {schema}.{schema}.{STREAM}").fetchone()
     else:
         import psycopg
 
@@ -538,7 +550,7 @@ def b3_memory(workdir: Path, rows: list[Row]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the scenarios asked for and print the table."""
     parser = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__)
-    parser.add_argument("--only", default="B1,B2,B3,B4", help="scenarios, e.g. B1,B3")
+    parser.add_argument("--only", default="B1,B2,B3,B4,B5", help="scenarios, e.g. B1,B3")
     parser.add_argument("--repeat", type=int, default=3, help="B1 rounds (median reported)")
     args = parser.parse_args(argv)
     only = {name.strip().upper() for name in args.only.split(",") if name.strip()}
@@ -559,6 +571,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             b2_latency(workdir, rows)
         if "B3" in only:
             b3_memory(workdir, rows)
+        if "B5" in only:
+            from benchmarks.scale_out import b5_scale_out
+
+            b5_scale_out(workdir, rows)
     print_table(rows, time.perf_counter() - started)
     return 0
 

@@ -5,7 +5,8 @@ After `calven_tables` has created the tables, six partitions (2 locations x 3 mo
 one run each, on one test DagsterInstance) into one PostgreSQL schema; a sandbox fault
 makes one fail, and only that one is re-run. The
 warehouse then holds, row for row, what one unsplit `meltano run` of the same range loads
-into another schema, and Meltano keeps one state id per partition.
+into another schema, and Meltano keeps one state id per partition. The partitions load by
+the backfill default (BATCH files, COPY), the unsplit run by RECORD messages.
 """
 
 from __future__ import annotations
@@ -143,6 +144,11 @@ def test_backfill_split_equals_unsplit(meltano, postgres, small_sandbox, tmp_pat
     failed = [k for k in keys if codes[names[k]] != 0]
     assert len(failed) == 1, codes
     assert codes["core"] == 0, codes
+
+    # The backfill default: the tap sent BATCH files (the unsplit run below sends RECORDs).
+    for key in keys:
+        log = (tmp_path / f"{names[key]}.log").read_text()
+        assert "metric_name=batch_count" in log or codes[names[key]] != 0, key
 
     # At least two partitions ran at the same time (Dagster's own run records).
     records = [r for r in run_records(env) if r[0]]

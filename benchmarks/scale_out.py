@@ -1,0 +1,173 @@
+"""B5 of `make bench`: B2's latency-bound backfill as Dagster partitions, P at a time.
+
+The month partitions of `calven_windowed` (orchestrate/) are started at the same instant
+as Dagster runs on one instance whose storage is a throwaway PostgreSQL (the `calven` pool
+needs it, orchestrate/README.md), with the pool's limit at P. Each run is a real
+`meltano run tap-calven target-postgres` at `max_concurrent_requests` 1, so the runs in
+flight are the only parallelism. The tables are created first (`calven_tables`), untimed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+
+from benchmarks.run import (
+    B2_DAYS,
+    B2_LATENCY_MS,
+    B2_USERS,
+    MELTANO,
+    REPO,
+    Row,
+    meltano_env,
+    meltano_install,
+    met,
+    say,
+    start_sandbox,
+)
+from tap_calven.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
+from tests.e2e.pgcluster import ClusterError, Postgres, throwaway_cluster
+
+DAGSTER = REPO / ".venv-dagster" / "bin" / "dagster"
+B5_MONTHS = 8
+B5_POOL_LIMITS = (1, 2, 4)
+STREAMS = ("bookings_attendance", "presence")
+
+
+def whole_months(today: dt.date, count: int) -> list[dt.date]:
+    """The first days of the `count` whole months before today's month, oldest first."""
+    first = today.replace(day=1)
+    months = []
+    for _ in range(count):
+        first = (first - dt.timedelta(days=1)).replace(day=1)
+        months.append(first)
+    return months[::-1]
+
+
+def instance(home: Path, postgres: Postgres, database: str, limit: int, env: dict[str, str]):
+    """A Dagster instance stored in `database`, with the `calven` pool at `limit`."""
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    home.mkdir()
+    storage = {
+        "hostname": postgres.host,
+        "port": postgres.port,
+        "username": postgres.user,
+        "password": "",
+        "db_name": database,
+    }
+    (home / "dagster.yaml").write_text(
+        json.dumps({"storage": {"postgres": {"postgres_db": storage}}})
+    )
+    command = [str(DAGSTER), "instance", "concurrency", "set", "calven", str(limit)]
+    subprocess.run(command, env=env, check=True, capture_output=True)
+
+
+def materialize(env: dict[str, str], select: str, partition: str | None, log: Path):
+    """Start one Dagster run without waiting for it."""
+    command = [str(DAGSTER), "asset", "materialize", "-m", "calven_dagster.definitions"]
+    command += ["--select", select] + (["--partition", partition] if partition else [])
+    return subprocess.Popen(
+        command, cwd=REPO / "orchestrate", env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
+
+
+def wait_ok(procs: dict[str, subprocess.Popen[bytes]], logs: Path) -> None:
+    """Wait for every run; stop the benchmark if one failed."""
+    for name, proc in procs.items():
+        if proc.wait(timeout=900) != 0:
+            tail = (logs / f"{name}.log").read_text()[-2000:]
+            raise SystemExit(f"bench: B5 run {name} failed:\n{tail}")
+
+
+def rows_in(postgres: Postgres, schema: str) -> int:
+    """Rows of the windowed streams in `schema`."""
+    with psycopg.connect(postgres.dsn()) as conn:
+        return sum(
+            int(conn.execute(f'SELECT count(*) FROM "{schema}"."{s}"').fetchone()[0])  # type: ignore[index]
+            for s in STREAMS
+        )
+
+
+def b5_scale_out(workdir: Path, rows: list[Row]) -> None:
+    """B5: the month partitions at pool limits 1, 2 and 4; wall time beside the lower bound."""
+    label = "Dagster backfill"
+    if not (MELTANO.exists() and DAGSTER.exists()):
+        rows.append(Row("B5 scale-out", label, figure="n/a (make meltano dagster first)"))
+        return
+    if not meltano_install(["tap-calven", "target-postgres"]):
+        rows.append(Row("B5 scale-out", label, figure="n/a (meltano install failed)"))
+        return
+    sandbox = start_sandbox(seed=2, users=B2_USERS, days=B2_DAYS)
+    try:
+        with throwaway_cluster() as postgres:
+            run_pool_limits(workdir, sandbox, postgres, rows)
+    except ClusterError as exc:
+        rows.append(Row("B5 scale-out", label, figure=f"n/a ({exc})"))
+    finally:
+        sandbox.stop()
+
+
+def run_pool_limits(workdir: Path, sandbox: Sandbox, postgres: Postgres, rows: list[Row]) -> None:
+    """One backfill of the same months per pool limit, each into its own schema."""
+    months = whole_months(sandbox.today, B5_MONTHS)
+    last = (months[-1] + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    walls: dict[int, float] = {}
+    loaded: set[int] = set()
+    for limit in B5_POOL_LIMITS:
+        schema = f"b5_pool_{limit}"
+        env = {
+            **meltano_env(),
+            **postgres.target_env(schema),
+            "TAP_CALVEN_API_URL": sandbox.url,
+            "TAP_CALVEN_API_KEY": DEFAULT_API_KEY,
+            "TAP_CALVEN_API_SECRET": DEFAULT_API_SECRET,
+            "TAP_CALVEN_MAX_CONCURRENT_REQUESTS": "1",
+            "DAGSTER_HOME": str(workdir / f"dagster-{limit}"),
+            "CALVEN_PROJECT_DIR": str(REPO),
+            "CALVEN_MELTANO_ENVIRONMENT": "sandbox",
+            "CALVEN_MELTANO": str(MELTANO),
+            "CALVEN_START_DATE": months[0].isoformat(),
+            "CALVEN_END_DATE": last.isoformat(),
+            "CALVEN_LOCATION_IDS": "all",
+        }
+        instance(workdir / f"dagster-{limit}", postgres, f"dagster_b5_{limit}", limit, env)
+        logs = workdir / f"b5-logs-{limit}"
+        logs.mkdir()
+        say(f"B5: calven_tables, then {len(months)} month partitions at pool limit {limit}")
+        wait_ok({"tables": materialize(env, "calven_tables", None, logs / "tables.log")}, logs)
+        sandbox.latency_ms = B2_LATENCY_MS
+        sandbox.clear_requests()
+        started = time.perf_counter()
+        procs = {
+            m.isoformat(): materialize(env, "calven_windowed", f"all|{m}", logs / f"{m}.log")
+            for m in months
+        }
+        wait_ok(procs, logs)
+        walls[limit] = time.perf_counter() - started
+        sandbox.latency_ms = 0
+        requests_made = len(sandbox.requests)
+        count = rows_in(postgres, schema)
+        loaded.add(count)
+        bound = requests_made * B2_LATENCY_MS / 1000 / limit
+        figure = (
+            f"{requests_made} requests; lower bound {bound:.1f} s ({walls[limit] / bound:.2f} x)"
+        )
+        target = ""
+        if limit > 1:
+            speedup = walls[1] / walls[limit]
+            figure += f"; {speedup:.2f} x faster than 1"
+            if limit == 4:
+                target = f">= 3 x faster: {met(speedup >= 3)}"
+        run = (
+            f"{len(months)} month partitions of B2's tenant ({B2_LATENCY_MS} ms/request), "
+            f"pool limit {limit}"
+        )
+        rows.append(Row("B5 scale-out", run, walls[limit], count, None, figure, target))
+    if len(loaded) != 1:
+        raise SystemExit(f"bench: B5 backfills loaded different row counts: {sorted(loaded)}")
