@@ -49,7 +49,9 @@ def whole_months(today: dt.date, count: int) -> list[dt.date]:
     return months[::-1]
 
 
-def instance(home: Path, postgres: Postgres, database: str, limit: int, env: dict[str, str]):
+def instance(
+    home: Path, postgres: Postgres, database: str, limit: int, env: dict[str, str]
+) -> None:
     """A Dagster instance stored in `database`, with the `calven` pool at `limit`."""
     with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
@@ -68,7 +70,9 @@ def instance(home: Path, postgres: Postgres, database: str, limit: int, env: dic
     subprocess.run(command, env=env, check=True, capture_output=True)
 
 
-def materialize(env: dict[str, str], select: str, partition: str | None, log: Path):
+def materialize(
+    env: dict[str, str], select: str, partition: str | None, log: Path
+) -> subprocess.Popen[bytes]:
     """Start one Dagster run without waiting for it."""
     command = [str(DAGSTER), "asset", "materialize", "-m", "calven_dagster.definitions"]
     command += ["--select", select] + (["--partition", partition] if partition else [])
@@ -87,11 +91,12 @@ def wait_ok(procs: dict[str, subprocess.Popen[bytes]], logs: Path) -> None:
 
 def rows_in(postgres: Postgres, schema: str) -> int:
     """Rows of the windowed streams in `schema`."""
+    total = 0
     with psycopg.connect(postgres.dsn()) as conn:
-        return sum(
-            int(conn.execute(f'SELECT count(*) FROM "{schema}"."{s}"').fetchone()[0])  # type: ignore[index]
-            for s in STREAMS
-        )
+        for stream in STREAMS:
+            found = conn.execute(f'SELECT count(*) FROM "{schema}"."{stream}"').fetchone()
+            total += int(found[0]) if found else 0
+    return total
 
 
 def b5_scale_out(workdir: Path, rows: list[Row]) -> None:
