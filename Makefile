@@ -89,7 +89,7 @@ demo: install meltano
 report: install
 	$(BIN)/python transform/report/report.py --database output/warehouse.duckdb --out output/report.html
 
-bench: install meltano
+bench: install meltano dagster
 	$(BIN)/python -m benchmarks.run
 
 clean:

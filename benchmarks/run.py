@@ -1,4 +1,4 @@
-"""`make bench`: the four benchmark scenarios of issue 5, in one invocation, as one table.
+"""`make bench`: the five benchmark scenarios, in one invocation, as one table.
 
 Every scenario runs the real `tap-calven` command in a child process against a sandbox
 served from this process, so the tap never shares a GIL with the server. Wall time is

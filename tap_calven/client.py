@@ -175,11 +175,7 @@ class CalvenStream(StreamHooks):
         """
         if not self.is_windowed:
             return [Request(params={})]
-        filters = {
-            param: ",".join(self.settings[setting])
-            for param, setting in self.list_params.items()
-            if self.settings.get(setting)
-        }
+        filters = self.filter_params()
         locations = list(self.settings.get("location_ids") or []) if self.per_location_param else []
         start, end = self.window_range()
         days = window_days or int(self.settings["window_days"])
@@ -194,6 +190,14 @@ class CalvenStream(StreamHooks):
                 located = {**params, self.per_location_param: location}
                 plan.append(Request(located, window, location, index == len(locations) - 1))
         return plan
+
+    def filter_params(self) -> dict[str, str]:
+        """The list settings this stream sends as comma-separated API parameters."""
+        return {
+            param: ",".join(self.settings[setting])
+            for param, setting in self.list_params.items()
+            if self.settings.get(setting)
+        }
 
     # -- reading --------------------------------------------------------------------------
 
@@ -260,9 +264,13 @@ class CalvenStream(StreamHooks):
         return True
 
     def _refuses_window(self, exc: Exception, request: Request) -> bool:
-        """Calven refused a window longer than a day: HTTP 400 or 413, or it timed out."""
+        """Calven refused a window longer than a day (see `refuses_window`)."""
         if request.window is None or request.window[0] == request.window[1]:
             return False
+        return self.refuses_window(exc)
+
+    def refuses_window(self, exc: Exception) -> bool:
+        """How Calven may refuse a window too long for it: HTTP 400 or 413, or a timeout."""
         if isinstance(exc, APIError):
             return exc.status in WINDOW_REFUSALS and exc.path == self.request_path
         return isinstance(exc, GaveUpError) and exc.timed_out

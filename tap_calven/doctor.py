@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from singer_sdk.logging import ConsoleFormatter
 
 from tap_calven.api import CalvenAPI
-from tap_calven.client import WINDOW_REFUSALS, CalvenStream
+from tap_calven.client import CalvenStream, Run
 from tap_calven.conform import EXTRA_FIELDS
 from tap_calven.doctor_report import Report, StreamReport, write_report
 from tap_calven.drift import StreamDrift
@@ -53,20 +53,8 @@ _HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
 logger = logging.getLogger("tap-calven")
 
 
-class DoctorTap(Protocol):
-    """What the doctor needs from a tap: the one the command line builds is TapCalven."""
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        """The config with defaults applied."""
-
-    @property
-    def today(self) -> dt.date:
-        """The run's one UTC today."""
-
-    @property
-    def api(self) -> CalvenAPI:
-        """The run's connection to Calven."""
+class DoctorTap(Run, Protocol):
+    """What the doctor needs from a tap (a stream's Run, and the streams): TapCalven is one."""
 
     @property
     def streams(self) -> Mapping[str, Any]:
@@ -143,7 +131,7 @@ def _sample_windows(
     is only opened (one record read); the sample is read from the first accepted window
     of at most SAMPLE_DAYS days.
     """
-    filters = _filters(stream, stream.settings)
+    filters = _filters(stream)
     for days in PROBE_DAYS:
         first = end - dt.timedelta(days=days - 1)
         params = {"startDate": first.isoformat(), "endDate": end.isoformat(), **filters}
@@ -153,7 +141,7 @@ def _sample_windows(
             else:
                 _sample(api, stream, params, report)
         except (APIError, GaveUpError) as exc:
-            if days > 1 and _refuses_window(exc, stream):
+            if days > 1 and stream.refuses_window(exc):
                 report.refused_windows.append(days)
                 continue
             raise
@@ -169,20 +157,10 @@ def _calven_schema(stream: CalvenStream) -> dict[str, Any]:
     return {**stream.schema, "properties": properties}
 
 
-def _refuses_window(exc: Exception, stream: CalvenStream) -> bool:
-    if isinstance(exc, APIError):
-        return exc.status in WINDOW_REFUSALS and exc.path == stream.request_path
-    return isinstance(exc, GaveUpError) and exc.timed_out
-
-
-def _filters(stream: CalvenStream, settings: Mapping[str, Any]) -> dict[str, str]:
+def _filters(stream: CalvenStream) -> dict[str, str]:
     """The filters the tap would send; a per-location stream asks for its first location."""
-    params = {
-        param: ",".join(settings[setting])
-        for param, setting in stream.list_params.items()
-        if settings.get(setting)
-    }
-    locations = settings.get("location_ids") or []
+    params = stream.filter_params()
+    locations = stream.settings.get("location_ids") or []
     if stream.per_location_param and locations:
         params[stream.per_location_param] = str(locations[0])
     return params
