@@ -84,7 +84,8 @@ def test_a_tenant_as_documented_is_ok_line_by_line(tenant: Sandbox, tmp_path: Pa
     # 600 s less the time the token request took (seconds on a busy machine).
     assert 590 <= report["token_lifetime_seconds"] <= 600
     seen = re.match(r"auth method: hmac   token lifetime seen: (\d+) s", stdout)
-    assert seen and int(seen.group(1)) == report["token_lifetime_seconds"], stdout
+    assert seen, stdout
+    assert int(seen.group(1)) == report["token_lifetime_seconds"], stdout
     streams = by_stream(report)
     assert set(streams) == set(STREAM_NAMES)
     for name in STREAM_NAMES:
