@@ -10,7 +10,6 @@ flight are the only parallelism. The tables are created first (`calven_tables`),
 from __future__ import annotations
 
 import datetime as dt
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -56,16 +55,7 @@ def instance(
     with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
     home.mkdir()
-    storage = {
-        "hostname": postgres.host,
-        "port": postgres.port,
-        "username": postgres.user,
-        "password": "",
-        "db_name": database,
-    }
-    (home / "dagster.yaml").write_text(
-        json.dumps({"storage": {"postgres": {"postgres_db": storage}}})
-    )
+    (home / "dagster.yaml").write_text(postgres.dagster_yaml(database))
     command = [str(DAGSTER), "instance", "concurrency", "set", "calven", str(limit)]
     subprocess.run(command, env=env, check=True, capture_output=True)
 

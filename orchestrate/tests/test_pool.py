@@ -12,7 +12,6 @@ with 2, two do (so the first result is the pool's doing, not chance).
 from __future__ import annotations
 
 import itertools
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -65,17 +64,7 @@ def test_the_pool_limit_holds_across_parallel_partitions(
     database = f"dagster_pool_{limit}_{tmp_path.name[-1]}"
     with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
-    storage = {
-        "hostname": postgres.host,
-        "port": postgres.port,
-        "username": postgres.user,
-        "password": "",
-        "db_name": database,
-    }
-    # JSON is YAML: the instance's storage is the throwaway cluster.
-    (home / "dagster.yaml").write_text(
-        json.dumps({"storage": {"postgres": {"postgres_db": storage}}})
-    )
+    (home / "dagster.yaml").write_text(postgres.dagster_yaml(database))
     stand_in = tmp_path / "meltano"
     stand_in.write_text(STAND_IN.format(python=sys.executable))
     stand_in.chmod(0o755)

@@ -7,6 +7,7 @@ purpose (no fsync), and deleted when the context ends.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -47,6 +48,17 @@ class Postgres:
             "TARGET_POSTGRES_DATABASE": self.database,
             "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
         }
+
+    def dagster_yaml(self, database: str) -> str:
+        """A Dagster instance's `dagster.yaml` that stores it in ``database`` (JSON is YAML)."""
+        storage = {
+            "hostname": self.host,
+            "port": self.port,
+            "username": self.user,
+            "password": "",
+            "db_name": database,
+        }
+        return json.dumps({"storage": {"postgres": {"postgres_db": storage}}})
 
 
 def postgres_bindir() -> Path:
