@@ -160,10 +160,13 @@ def calven_incremental_job() -> None:
 
 
 daily = dg.ScheduleDefinition(job=calven_incremental_job, cron_schedule="0 5 * * *")
+# A backfill from the command line, through the daemon's queue (README "Capping load"):
+# `dagster job backfill -j calven_windowed_job --all --noprompt`.
+calven_windowed_job = dg.define_asset_job("calven_windowed_job", selection=[calven_windowed])
 
 defs = dg.Definitions(
     assets=[calven_tables, calven_core, calven_windowed, *dbt_assets()],
-    jobs=[calven_incremental_job],
+    jobs=[calven_incremental_job, calven_windowed_job],
     schedules=[daily],
     # Each run is one step that waits on `meltano run`: a step subprocess (the default
     # multiprocess executor) would only add a second Python start-up per partition.

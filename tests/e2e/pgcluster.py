@@ -7,7 +7,6 @@ purpose (no fsync), and deleted when the context ends.
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import re
@@ -34,9 +33,10 @@ class Postgres:
     user: str
     database: str
 
-    def dsn(self) -> str:
-        """A libpq connection string."""
-        return f"host={self.host} port={self.port} user={self.user} dbname={self.database}"
+    def dsn(self, database: str | None = None) -> str:
+        """A libpq connection string (to ``database``, or the cluster's own)."""
+        name = database or self.database
+        return f"host={self.host} port={self.port} user={self.user} dbname={name}"
 
     def target_env(self, schema: str) -> dict[str, str]:
         """target-postgres settings (Meltano environment variables) for ``schema``."""
@@ -48,17 +48,6 @@ class Postgres:
             "TARGET_POSTGRES_DATABASE": self.database,
             "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
         }
-
-    def dagster_yaml(self, database: str) -> str:
-        """A Dagster instance's `dagster.yaml` that stores it in ``database`` (JSON is YAML)."""
-        storage = {
-            "hostname": self.host,
-            "port": self.port,
-            "username": self.user,
-            "password": "",
-            "db_name": database,
-        }
-        return json.dumps({"storage": {"postgres": {"postgres_db": storage}}})
 
 
 def postgres_bindir() -> Path:
