@@ -1,10 +1,11 @@
 """B5 of `make bench`: B2's latency-bound backfill as Dagster partitions, P at a time.
 
-The month partitions of `calven_windowed` (orchestrate/) are started at the same instant
-as Dagster runs on one instance whose storage is a throwaway PostgreSQL (the `calven` pool
-needs it, orchestrate/README.md), with the pool's limit at P. Each run is a real
-`meltano run tap-calven target-postgres` at `max_concurrent_requests` 1, so the runs in
-flight are the only parallelism. The tables are created first (`calven_tables`), untimed.
+The month partitions of `calven_windowed` (orchestrate/) are queued at once as one
+`dagster job backfill` on an instance set up as orchestrate/README.md asks (storage in a
+throwaway PostgreSQL, the daemon's run queue, pools per run), with the pool's limit at P.
+Each run is a real `meltano run tap-calven target-postgres` at `max_concurrent_requests` 1,
+so the runs in flight are the only parallelism. The tables are created first
+(`calven_tables`), untimed.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from benchmarks.run import (
     start_sandbox,
 )
 from tap_calven.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
+from tests.e2e.dagster_queue import DAGSTER, WINDOWED_JOB, DagsterError, queued_instance
 from tests.e2e.pgcluster import ClusterError, Postgres, throwaway_cluster
 
-DAGSTER = REPO / ".venv-dagster" / "bin" / "dagster"
 B5_MONTHS = 8
 B5_POOL_LIMITS = (1, 2, 4)
 STREAMS = ("bookings_attendance", "presence")
@@ -48,35 +49,20 @@ def whole_months(today: dt.date, count: int) -> list[dt.date]:
     return months[::-1]
 
 
-def instance(
-    home: Path, postgres: Postgres, database: str, limit: int, env: dict[str, str]
-) -> None:
-    """A Dagster instance stored in `database`, with the `calven` pool at `limit`."""
-    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    home.mkdir()
-    (home / "dagster.yaml").write_text(postgres.dagster_yaml(database))
-    command = [str(DAGSTER), "instance", "concurrency", "set", "calven", str(limit)]
-    subprocess.run(command, env=env, check=True, capture_output=True)
-
-
-def materialize(
-    env: dict[str, str], select: str, partition: str | None, log: Path
-) -> subprocess.Popen[bytes]:
-    """Start one Dagster run without waiting for it."""
+def create_tables(env: dict[str, str], log: Path) -> None:
+    """Materialize `calven_tables` (one run outside the queue); stop the benchmark if it fails."""
     command = [str(DAGSTER), "asset", "materialize", "-m", "calven_dagster.definitions"]
-    command += ["--select", select] + (["--partition", partition] if partition else [])
-    return subprocess.Popen(
-        command, cwd=REPO / "orchestrate", env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
-    )
-
-
-def wait_ok(procs: dict[str, subprocess.Popen[bytes]], logs: Path) -> None:
-    """Wait for every run; stop the benchmark if one failed."""
-    for name, proc in procs.items():
-        if proc.wait(timeout=900) != 0:
-            tail = (logs / f"{name}.log").read_text()[-2000:]
-            raise SystemExit(f"bench: B5 run {name} failed:\n{tail}")
+    with log.open("w") as out:
+        done = subprocess.run(
+            [*command, "--select", "calven_tables"],
+            cwd=REPO / "orchestrate",
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"bench: B5 calven_tables failed:\n{log.read_text()[-2000:]}")
 
 
 def rows_in(postgres: Postgres, schema: str) -> int:
@@ -123,7 +109,6 @@ def run_pool_limits(workdir: Path, sandbox: Sandbox, postgres: Postgres, rows: l
             "TAP_CALVEN_API_KEY": DEFAULT_API_KEY,
             "TAP_CALVEN_API_SECRET": DEFAULT_API_SECRET,
             "TAP_CALVEN_MAX_CONCURRENT_REQUESTS": "1",
-            "DAGSTER_HOME": str(workdir / f"dagster-{limit}"),
             "CALVEN_PROJECT_DIR": str(REPO),
             "CALVEN_MELTANO_ENVIRONMENT": "sandbox",
             "CALVEN_MELTANO": str(MELTANO),
@@ -131,20 +116,21 @@ def run_pool_limits(workdir: Path, sandbox: Sandbox, postgres: Postgres, rows: l
             "CALVEN_END_DATE": last.isoformat(),
             "CALVEN_LOCATION_IDS": "all",
         }
-        instance(workdir / f"dagster-{limit}", postgres, f"dagster_b5_{limit}", limit, env)
-        logs = workdir / f"b5-logs-{limit}"
-        logs.mkdir()
         say(f"B5: calven_tables, then {len(months)} month partitions at pool limit {limit}")
-        wait_ok({"tables": materialize(env, "calven_tables", None, logs / "tables.log")}, logs)
-        sandbox.latency_ms = B2_LATENCY_MS
-        sandbox.clear_requests()
-        started = time.perf_counter()
-        procs = {
-            m.isoformat(): materialize(env, "calven_windowed", f"all|{m}", logs / f"{m}.log")
-            for m in months
-        }
-        wait_ok(procs, logs)
-        walls[limit] = time.perf_counter() - started
+        home = workdir / f"dagster-{limit}"
+        try:
+            with queued_instance(home, postgres, f"dagster_b5_{limit}", limit, env) as dagster:
+                create_tables(dagster.env, home / "tables.log")
+                sandbox.latency_ms = B2_LATENCY_MS
+                sandbox.clear_requests()
+                started = time.perf_counter()
+                dagster.backfill(WINDOWED_JOB, [f"all|{m}" for m in months])
+                statuses = dagster.wait_finished(WINDOWED_JOB, len(months), seconds=1800)
+                walls[limit] = time.perf_counter() - started
+        except DagsterError as exc:
+            raise SystemExit(f"bench: B5 at pool limit {limit}: {exc}") from None
+        if statuses != {"SUCCESS": len(months)}:
+            raise SystemExit(f"bench: B5 at pool limit {limit}, runs not all succeeded: {statuses}")
         sandbox.latency_ms = 0
         requests_made = len(sandbox.requests)
         count = rows_in(postgres, schema)

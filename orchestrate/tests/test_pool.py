@@ -6,9 +6,12 @@ counted per run. The daemon dequeues runs one tick at a time, so the limit holds
 every run is ready at the same instant. (Pools counted per op, Dagster's default, did not:
 three steps claiming in the same instant on PostgreSQL all got a slot of two, because the
 claim is a check then a write, without a transaction. This test saw it in CI.)
-`meltano` is a stand-in here that records when it starts and ends and sleeps in between:
-the pool, not Meltano, is what is tested. With a pool limit of 1 no two stand-ins overlap;
-with 2, two do (so the first result is the pool's doing, not chance).
+`meltano` is a stand-in here that records when it starts and ends: the pool, not Meltano,
+is what is tested. Each stand-in holds its slot until one run more than the limit has
+started (only an over-admitting pool allows that) or HOLD_SECONDS pass, so a run the pool
+lets in early overlaps it for certain, however slowly a loaded machine starts runs. With a
+pool limit of 1 no two stand-ins overlap; with 2, two do (so the first result is the pool's
+doing, not chance).
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.dagster_queue import REPO, queued_instance
+from tests.e2e.dagster_queue import REPO, WINDOWED_JOB, queued_instance
 from tests.e2e.pgcluster import Postgres
 
 PARTITIONS = ["all|2025-01-01", "all|2025-02-01", "all|2025-03-01"]
+HOLD_SECONDS = 20  # longer than the daemon takes to start a run admitted with another
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +36,13 @@ import os, sys, time
 log = os.environ["STAND_IN_LOG"]
 with open(log, "a") as out:
     out.write(f"start {{time.time()}} {{os.environ['TAP_CALVEN_START_DATE']}}\\n")
-time.sleep(float(os.environ["STAND_IN_SECONDS"]))
+deadline = time.monotonic() + float(os.environ["STAND_IN_HOLD_SECONDS"])
+over_limit = int(os.environ["STAND_IN_LIMIT"]) + 1
+while time.monotonic() < deadline:
+    with open(log) as seen:
+        if seen.read().count("start ") >= over_limit:
+            break
+    time.sleep(0.2)
 with open(log, "a") as out:
     out.write(f"end {{time.time()}} {{os.environ['TAP_CALVEN_START_DATE']}}\\n")
 """
@@ -68,12 +78,13 @@ def test_the_pool_limit_holds_across_parallel_partitions(
         "CALVEN_START_DATE": "2025-01-01",
         "CALVEN_END_DATE": "2025-03-31",
         "STAND_IN_LOG": str(log),
-        "STAND_IN_SECONDS": "4",
+        "STAND_IN_HOLD_SECONDS": str(HOLD_SECONDS),
+        "STAND_IN_LIMIT": str(limit),
     }
     database = f"dagster_pool_{limit}_{tmp_path.name[-1]}"
     with queued_instance(tmp_path / "dagster", postgres, database, limit, env) as dagster:
-        dagster.backfill("calven_windowed_job", PARTITIONS)
-        statuses = dagster.wait_finished(len(PARTITIONS), seconds=240)
+        dagster.backfill(WINDOWED_JOB, PARTITIONS)
+        statuses = dagster.wait_finished(WINDOWED_JOB, len(PARTITIONS), seconds=240)
     assert statuses == {"SUCCESS": len(PARTITIONS)}, statuses
     runs = spans(log)
     assert len(runs) == len(PARTITIONS), runs

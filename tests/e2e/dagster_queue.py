@@ -25,6 +25,7 @@ CODE = REPO / "orchestrate"
 DAGSTER = REPO / ".venv-dagster" / "bin" / "dagster"
 DAEMON = REPO / ".venv-dagster" / "bin" / "dagster-daemon"
 POOL = "calven"
+WINDOWED_JOB = "calven_windowed_job"  # orchestrate: the month x location partitions
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 
 
@@ -80,23 +81,24 @@ class QueuedInstance:
             *("--partitions", ",".join(partitions)),
         )
 
-    def statuses(self) -> dict[str, int]:
-        """How many runs the instance holds, by status."""
+    def statuses(self, job: str) -> dict[str, int]:
+        """How many runs of ``job`` the instance holds, by status."""
+        query = "SELECT status, count(*) FROM runs WHERE pipeline_name = %s GROUP BY status"
         with psycopg.connect(self.postgres.dsn(self.database)) as conn:
-            rows = conn.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
+            rows = conn.execute(query, (job,)).fetchall()
         return {str(status): int(n) for status, n in rows}
 
-    def wait_finished(self, count: int, seconds: float) -> dict[str, int]:
-        """Wait until ``count`` runs have finished; their statuses."""
+    def wait_finished(self, job: str, count: int, seconds: float) -> dict[str, int]:
+        """Wait until ``count`` runs of ``job`` have finished; their statuses."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.daemon.poll() is not None:
                 raise DagsterError(f"the Dagster daemon stopped (exit {self.daemon.returncode})")
-            found = self.statuses()
+            found = self.statuses(job)
             if sum(found.get(s, 0) for s in FINISHED) >= count:
                 return found
             time.sleep(0.5)
-        raise DagsterError(f"{count} runs did not finish in {seconds:.0f} s: {self.statuses()}")
+        raise DagsterError(f"{count} runs did not finish in {seconds:.0f} s: {self.statuses(job)}")
 
 
 @contextmanager
