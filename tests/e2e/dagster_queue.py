@@ -9,6 +9,8 @@ and followed in the instance's `runs` table, so the caller needs no Dagster impo
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -129,11 +131,21 @@ def queued_instance(
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its code server and run workers: one group to stop
         )
         queued = QueuedInstance(postgres, database, full_env, workspace, daemon)
         try:
             queued.dagster("instance", "concurrency", "set", POOL, str(limit))
             yield queued
         finally:
-            daemon.terminate()
-            daemon.wait(timeout=60)
+            stop_group(daemon)
+
+
+def stop_group(daemon: subprocess.Popen[bytes]) -> None:
+    """Stop the daemon and what it started; its code server outlives a plain terminate."""
+    try:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=60)
+        os.killpg(daemon.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
