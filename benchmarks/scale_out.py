@@ -31,7 +31,7 @@ from benchmarks.run import (
     start_sandbox,
 )
 from tap_calven.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
-from tests.e2e.dagster_queue import DAGSTER, WINDOWED_JOB, DagsterError, queued_instance
+from tests.e2e.dagster_queue import CODE, DAGSTER, WINDOWED_JOB, DagsterError, queued_instance
 from tests.e2e.pgcluster import ClusterError, Postgres, throwaway_cluster
 
 B5_MONTHS = 8
@@ -55,7 +55,7 @@ def create_tables(env: dict[str, str], log: Path) -> None:
     with log.open("w") as out:
         done = subprocess.run(
             [*command, "--select", "calven_tables"],
-            cwd=REPO / "orchestrate",
+            cwd=CODE,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -8,6 +8,7 @@ and followed in the instance's `runs` table, so the caller needs no Dagster impo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -143,9 +144,10 @@ def queued_instance(
 
 def stop_group(daemon: subprocess.Popen[bytes]) -> None:
     """Stop the daemon and what it started; its code server outlives a plain terminate."""
-    try:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=60)
-        os.killpg(daemon.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(daemon.pid, sig)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            daemon.wait(timeout=60)
